@@ -1,0 +1,89 @@
+//! One connection's sequence of messages: the NodeInformation handshake, then events numbered
+//! by the spec's implicit event-ID rule (JIP-3 §Event IDs).
+
+use bytes::Bytes;
+
+use super::events::{TimedEvent, DROPPED, EVENT_HEADER_LEN};
+use super::node_info::NodeInformation;
+use super::wire::DecodeError;
+
+/// What one event frame became.
+#[derive(Debug, Clone, PartialEq)]
+pub enum EventFrame {
+    Decoded {
+        event_id: u64,
+        event: TimedEvent,
+    },
+    /// The frame did not decode. It still took an event ID, because the node counted it.
+    Failed {
+        event_id: u64,
+        raw: Bytes,
+        error: DecodeError,
+    },
+}
+
+impl EventFrame {
+    pub fn event_id(&self) -> u64 {
+        match self {
+            EventFrame::Decoded { event_id, .. } | EventFrame::Failed { event_id, .. } => *event_id,
+        }
+    }
+}
+
+/// Per-connection decoding state: the core count from NodeInformation and the next event ID.
+#[derive(Debug, Clone, Default)]
+pub struct EventStream {
+    core_count: u16,
+    next_event_id: u64,
+}
+
+impl EventStream {
+    /// Starts a stream from the connection's first message, which must be a NodeInformation.
+    pub fn start(first_body: &[u8]) -> Result<(Self, NodeInformation), DecodeError> {
+        let info = NodeInformation::parse(first_body)?;
+        let stream = EventStream {
+            core_count: info.core_count(),
+            next_event_id: 0,
+        };
+        Ok((stream, info))
+    }
+
+    pub fn core_count(&self) -> u16 {
+        self.core_count
+    }
+
+    /// The ID the next event frame will get.
+    pub fn next_event_id(&self) -> u64 {
+        self.next_event_id
+    }
+
+    /// Decodes one event frame and assigns its ID: +1 per frame, +N after Dropped(N).
+    pub fn next(&mut self, body: Bytes) -> EventFrame {
+        let event_id = self.next_event_id;
+        match TimedEvent::parse(&body, self.core_count) {
+            Ok(event) => {
+                self.next_event_id = event_id.wrapping_add(event.id_advance());
+                EventFrame::Decoded { event_id, event }
+            }
+            Err(error) => {
+                self.next_event_id = event_id.wrapping_add(Self::failed_advance(&body));
+                EventFrame::Failed {
+                    event_id,
+                    raw: body,
+                    error,
+                }
+            }
+        }
+    }
+
+    /// A Dropped frame that fails to decode past its count still says how many IDs it stands
+    /// for; any other failed frame is one event.
+    fn failed_advance(body: &[u8]) -> u64 {
+        match body.get(8..EVENT_HEADER_LEN + 16) {
+            Some(fields) if fields[0] == DROPPED => {
+                u64::from_le_bytes(fields[9..17].try_into().expect("8 bytes"))
+            }
+            _ => 1,
+        }
+    }
+}

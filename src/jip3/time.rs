@@ -1,0 +1,41 @@
+//! JIP-3 timestamps are microseconds since the JAM Common Era, 2025-01-01 12:00:00 UTC.
+
+use chrono::{DateTime, SecondsFormat, Utc};
+
+/// The JAM Common Era in Unix microseconds.
+pub const JAM_EPOCH_UNIX_MICROS: i64 = 1_735_732_800_000_000;
+
+/// The wall-clock time of a JIP-3 timestamp. Values too large for chrono are clamped to its maximum.
+pub fn to_datetime(jam_micros: u64) -> DateTime<Utc> {
+    i64::try_from(jam_micros)
+        .ok()
+        .and_then(|m| m.checked_add(JAM_EPOCH_UNIX_MICROS))
+        .and_then(DateTime::from_timestamp_micros)
+        .unwrap_or(DateTime::<Utc>::MAX_UTC)
+}
+
+/// RFC 3339 with microseconds, as the API and the `decode` tool print times.
+pub fn to_rfc3339(jam_micros: u64) -> String {
+    to_datetime(jam_micros).to_rfc3339_opts(SecondsFormat::Micros, true)
+}
+
+/// The JIP-3 timestamp of a wall-clock time (0 for times before the JAM Common Era).
+pub fn from_datetime(time: DateTime<Utc>) -> u64 {
+    u64::try_from(time.timestamp_micros() - JAM_EPOCH_UNIX_MICROS).unwrap_or(0)
+}
+
+/// Now, as a JIP-3 timestamp.
+pub fn now() -> u64 {
+    from_datetime(Utc::now())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn vector_timestamp_converts() {
+        assert_eq!(to_rfc3339(27_900_000_123_456), "2025-11-20T10:00:00.123456Z");
+        assert_eq!(to_rfc3339(0), "2025-01-01T12:00:00.000000Z");
+    }
+}
