@@ -1,1 +1,13 @@
+//! TART: the telemetry backend for JAM networks.
+//!
+//! One frame's path through the crate: [`actors::listener`] accepts a node's TCP connection and
+//! starts an [`actors::connection`] actor, which frames and decodes with [`jip3`] and hands each
+//! read's events to [`actors::rate_limiter`]; admitted events go to [`actors::db_writer`], which
+//! batches them into [`store`] (PostgreSQL through diesel-async).
+
+pub mod actors;
+pub mod config;
 pub mod jip3;
+pub mod metrics;
+pub mod server;
+pub mod store;

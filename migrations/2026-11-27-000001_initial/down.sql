@@ -1,0 +1,10 @@
+DROP TABLE stats_cache;
+DROP TABLE event_stats_hourly;
+DROP TABLE blocks;
+DROP TABLE node_status;
+DROP TABLE rate_limit_gaps;
+DROP TABLE decode_failures;
+DROP TABLE events;
+DROP TABLE node_sessions;
+DROP TABLE nodes;
+DROP SEQUENCE id_generation;

@@ -1,0 +1,482 @@
+//! Writes what the rate limiter admitted to PostgreSQL: batches of up to `batch_size` events,
+//! or whatever is waiting every `flush_interval`, with up to `pool_size` batches in flight.
+//! Failed writes go back to the front of the queue and are retried with exponential backoff and
+//! jitter; after `breaker_threshold` failures in a row the circuit opens and the database is
+//! probed until it answers. Node/session bookkeeping and rolled-up counters go through a serial
+//! lane of their own, in the order they happened.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+use rand::Rng;
+use tokio::sync::oneshot;
+
+use super::budget::QueueBudget;
+use super::{EventBatch, Payload, SessionEnded};
+use crate::config::Config;
+use crate::jip3::types::to_hex;
+use crate::jip3::Event;
+use crate::metrics::Metrics;
+use crate::store::models::{NewBlock, NewDecodeFailure, NewSession, NodeConnection};
+use crate::store::write::{self, BatchWrite, InsertedCount, LatestStatus, Rollup};
+use crate::store::{Pool, StoreError};
+
+/// A node completed its handshake. Sent by `Connection`; recorded in the serial lane.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct NodeConnected {
+    pub node: NodeConnection,
+    pub session: NewSession,
+}
+
+/// Write everything queued, then answer. Sent by the server on shutdown, after the connections
+/// have closed and the rate limiter has handed on what it held.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Drain;
+
+/// Work of the serial lane.
+enum MetaOp {
+    Connect(NodeConnected),
+    Disconnect(SessionEnded),
+    Rollup(Rollup),
+}
+
+struct Settings {
+    batch_size: usize,
+    flush_interval: Duration,
+    max_in_flight: usize,
+    retry_base: Duration,
+    retry_max: Duration,
+    breaker_threshold: u32,
+    probe_interval: Duration,
+    rollup_interval: Duration,
+}
+
+pub struct DbWriter {
+    pool: Pool,
+    settings: Settings,
+    budget: Arc<QueueBudget>,
+    metrics: Arc<Metrics>,
+    pending: VecDeque<EventBatch>,
+    pending_events: usize,
+    in_flight: usize,
+    meta: VecDeque<MetaOp>,
+    meta_busy: bool,
+    rollup: Rollup,
+    rollup_queued: bool,
+    consecutive_failures: u32,
+    retry_at: Option<Instant>,
+    retry_timer: Option<SpawnHandle>,
+    circuit_open: bool,
+    probing: bool,
+    draining: bool,
+    drained: Vec<oneshot::Sender<()>>,
+}
+
+impl DbWriter {
+    pub fn new(pool: Pool, config: &Config, budget: Arc<QueueBudget>, metrics: Arc<Metrics>) -> Self {
+        DbWriter {
+            pool,
+            settings: Settings {
+                batch_size: config.batch_size,
+                flush_interval: config.flush_interval(),
+                max_in_flight: config.pool_size as usize,
+                retry_base: Duration::from_millis(config.retry_base_ms),
+                retry_max: Duration::from_millis(config.retry_max_ms),
+                breaker_threshold: config.breaker_threshold.max(1),
+                probe_interval: Duration::from_millis(config.breaker_probe_ms),
+                rollup_interval: config.rollup_interval(),
+            },
+            budget,
+            metrics,
+            pending: VecDeque::new(),
+            pending_events: 0,
+            in_flight: 0,
+            meta: VecDeque::new(),
+            meta_busy: false,
+            rollup: Rollup::default(),
+            rollup_queued: false,
+            consecutive_failures: 0,
+            retry_at: None,
+            retry_timer: None,
+            circuit_open: false,
+            probing: false,
+            draining: false,
+            drained: Vec::new(),
+        }
+    }
+
+    /// Whether writes may start now; if not, makes sure a timer or a probe will come back.
+    fn database_available(&mut self, ctx: &mut Context<Self>) -> bool {
+        if self.circuit_open {
+            if !self.probing {
+                self.probing = true;
+                ctx.run_later(self.settings.probe_interval, |act, ctx| act.probe(ctx));
+            }
+            return false;
+        }
+        match self.retry_at {
+            Some(at) if at > Instant::now() => {
+                if self.retry_timer.is_none() {
+                    let delay = at - Instant::now();
+                    self.retry_timer = Some(ctx.run_later(delay, |act, ctx| {
+                        act.retry_timer = None;
+                        act.pump(ctx, true);
+                    }));
+                }
+                false
+            }
+            _ => true,
+        }
+    }
+
+    /// Starts as many writes as the pool allows. Partial batches only when `flush_partial`
+    /// (the flush timer) or while draining.
+    fn pump(&mut self, ctx: &mut Context<Self>, flush_partial: bool) {
+        if !self.database_available(ctx) {
+            return;
+        }
+        while self.in_flight < self.settings.max_in_flight && !self.pending.is_empty() {
+            let full = self.pending_events >= self.settings.batch_size;
+            if !(full || flush_partial || self.draining) {
+                break;
+            }
+            let mut job = Vec::new();
+            let mut events = 0;
+            while let Some(batch) = self.pending.pop_front() {
+                events += batch.events.len();
+                job.push(batch);
+                if events >= self.settings.batch_size {
+                    break;
+                }
+            }
+            self.pending_events -= events;
+            self.start_write(job, ctx);
+        }
+        self.pump_meta(ctx);
+    }
+
+    fn start_write(&mut self, job: Vec<EventBatch>, ctx: &mut Context<Self>) {
+        self.in_flight += 1;
+        let pool = self.pool.clone();
+        let write = async move {
+            let started = Instant::now();
+            let result = write_job(&pool, &job).await;
+            (job, result, started.elapsed())
+        };
+        ctx.spawn(write.into_actor(self).map(|(job, result, took), act, ctx| {
+            act.in_flight -= 1;
+            match result {
+                Ok(inserted) => act.write_succeeded(job, inserted, took),
+                Err(e) => act.write_failed(job, e),
+            }
+            act.pump(ctx, false);
+            act.check_drained();
+        }));
+    }
+
+    fn write_succeeded(&mut self, job: Vec<EventBatch>, inserted: Vec<InsertedCount>, took: Duration) {
+        self.metrics.batch_write_duration.observe(took.as_secs_f64());
+        self.record_success();
+        let node_of: HashMap<i64, &str> = job.iter().map(|b| (b.session_id, &*b.node_id)).collect();
+        let mut stored = 0;
+        for count in &inserted {
+            if let Some(node_id) = node_of.get(&count.session_id) {
+                self.rollup.add_inserted(node_id, count);
+            }
+            stored += count.inserted;
+        }
+        self.metrics.events_stored.inc_by(stored as u64);
+        self.budget
+            .release(job.iter().map(|b| b.events.len()).sum());
+    }
+
+    fn write_failed(&mut self, job: Vec<EventBatch>, error: StoreError) {
+        self.metrics.batch_write_failures.inc();
+        let events: usize = job.iter().map(|b| b.events.len()).sum();
+        // Back to the front, in order: the retry writes the same rows with the same ids.
+        for batch in job.into_iter().rev() {
+            self.pending.push_front(batch);
+        }
+        self.pending_events += events;
+        self.record_failure(&format!("writing a batch of {events} events"), &error);
+    }
+
+    fn record_success(&mut self) {
+        self.consecutive_failures = 0;
+        self.retry_at = None;
+    }
+
+    fn record_failure(&mut self, what: &str, error: &StoreError) {
+        self.consecutive_failures += 1;
+        let exponent = self.consecutive_failures.saturating_sub(1).min(16);
+        let ceiling = (self.settings.retry_base * 2u32.pow(exponent)).min(self.settings.retry_max);
+        // Full jitter in the upper half: spreads retries of concurrent writers apart.
+        let delay = ceiling.mul_f64(rand::rng().random_range(0.5..=1.0));
+        self.retry_at = Some(Instant::now() + delay);
+        if self.consecutive_failures >= self.settings.breaker_threshold && !self.circuit_open {
+            log::error!(
+                "database unavailable ({} failures in a row, last {what}: {error}); writes paused, \
+                 {} events waiting, probing every {} ms",
+                self.consecutive_failures,
+                self.pending_events,
+                self.settings.probe_interval.as_millis()
+            );
+            self.circuit_open = true;
+            self.metrics.circuit_open.set(1);
+        } else if !self.circuit_open {
+            log::warn!(
+                "{what} failed (attempt {}), retrying in {} ms: {error}",
+                self.consecutive_failures,
+                delay.as_millis()
+            );
+        }
+    }
+
+    fn probe(&mut self, ctx: &mut Context<Self>) {
+        let pool = self.pool.clone();
+        ctx.spawn(
+            async move { crate::store::ping(&pool).await }
+                .into_actor(self)
+                .map(|result, act, ctx| match result {
+                    Ok(()) => {
+                        log::info!(
+                            "database is back; writing {} waiting events",
+                            act.pending_events
+                        );
+                        act.circuit_open = false;
+                        act.probing = false;
+                        act.metrics.circuit_open.set(0);
+                        act.record_success();
+                        act.pump(ctx, true);
+                    }
+                    Err(e) => {
+                        log::debug!("database probe failed: {e}");
+                        ctx.run_later(act.settings.probe_interval, |act, ctx| act.probe(ctx));
+                    }
+                }),
+        );
+    }
+
+    fn pump_meta(&mut self, ctx: &mut Context<Self>) {
+        if self.meta_busy || self.meta.is_empty() || !self.database_available(ctx) {
+            return;
+        }
+        let op = self.meta.pop_front().expect("checked non-empty");
+        self.meta_busy = true;
+        let pool = self.pool.clone();
+        let run = async move {
+            let result = run_meta(&pool, &op).await;
+            (op, result)
+        };
+        ctx.spawn(run.into_actor(self).map(|(op, result), act, ctx| {
+            act.meta_busy = false;
+            match result {
+                Ok(()) => {
+                    if matches!(op, MetaOp::Rollup(_)) {
+                        act.rollup_queued = false;
+                    }
+                    act.record_success();
+                }
+                Err(e) => {
+                    act.meta.push_front(op);
+                    act.record_failure("recording node state", &e);
+                }
+            }
+            if act.draining {
+                act.queue_rollup();
+            }
+            act.pump_meta(ctx);
+            act.check_drained();
+        }));
+    }
+
+    fn queue_rollup(&mut self) {
+        if !self.rollup_queued && !self.rollup.is_empty() {
+            self.meta
+                .push_back(MetaOp::Rollup(std::mem::take(&mut self.rollup)));
+            self.rollup_queued = true;
+        }
+    }
+
+    fn is_drained(&self) -> bool {
+        self.pending.is_empty()
+            && self.in_flight == 0
+            && self.meta.is_empty()
+            && !self.meta_busy
+            && self.rollup.is_empty()
+    }
+
+    fn check_drained(&mut self) {
+        if self.draining && self.is_drained() {
+            for waiter in self.drained.drain(..) {
+                let _ = waiter.send(());
+            }
+        }
+    }
+}
+
+/// Builds the rows of one job and writes them in one transaction.
+async fn write_job(pool: &Pool, job: &[EventBatch]) -> Result<Vec<InsertedCount>, StoreError> {
+    let mut rows = BatchWrite::default();
+    for batch in job {
+        rows.gaps.extend(batch.gaps.iter().cloned());
+        for event in &batch.events {
+            match &event.payload {
+                Payload::Decoded {
+                    timestamp,
+                    event: decoded,
+                    json,
+                } => {
+                    let e = &mut rows.events;
+                    e.id.push(event.id);
+                    e.node_id.push(&batch.node_id);
+                    e.session_id.push(batch.session_id);
+                    e.event_id.push(event.event_id as i64);
+                    e.event_type.push(i16::from(decoded.discriminator()));
+                    e.timestamp.push(crate::jip3::time::to_datetime(*timestamp));
+                    e.created_at.push(event.received_at);
+                    e.data.push(json);
+                    if let Some(block) = block_row(decoded) {
+                        rows.blocks.push(NewBlock {
+                            event_row: event.id,
+                            node_id: batch.node_id.to_string(),
+                            timestamp: event.event_time(),
+                            ..block
+                        });
+                    }
+                }
+                Payload::Failed { raw, error } => rows.failures.push(NewDecodeFailure {
+                    id: event.id,
+                    node_id: batch.node_id.to_string(),
+                    session_id: batch.session_id,
+                    event_id: event.event_id as i64,
+                    created_at: event.received_at,
+                    error: error.clone(),
+                    raw: raw.to_vec(),
+                }),
+            }
+        }
+    }
+    let mut conn = pool.get().await?;
+    write::write_batch(&mut conn, &rows).await
+}
+
+/// The `blocks` row an event stands for, if any (ids, node and time filled in by the caller).
+fn block_row(event: &Event) -> Option<NewBlock> {
+    let (kind, slot, hash) = match event {
+        Event::BestBlockChanged { slot, header_hash } => ("best", Some(*slot), header_hash),
+        Event::FinalizedBlockChanged { slot, header_hash } => ("finalized", Some(*slot), header_hash),
+        Event::Authored { outline, .. } => ("authored", None, &outline.header_hash),
+        _ => return None,
+    };
+    Some(NewBlock {
+        event_row: 0,
+        node_id: String::new(),
+        kind,
+        slot: slot.map(i64::from),
+        header_hash: Some(to_hex(&hash.0)),
+        timestamp: chrono::DateTime::UNIX_EPOCH,
+    })
+}
+
+async fn run_meta(pool: &Pool, op: &MetaOp) -> Result<(), StoreError> {
+    let mut conn = pool.get().await?;
+    match op {
+        MetaOp::Connect(c) => write::record_connect(&mut conn, &c.node, &c.session).await,
+        MetaOp::Disconnect(e) => {
+            write::record_disconnect(&mut conn, &e.node_id, e.session_id, e.at, &e.reason).await
+        }
+        MetaOp::Rollup(rollup) => write::write_rollup(&mut conn, rollup).await,
+    }
+}
+
+impl Actor for DbWriter {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        ctx.run_interval(self.settings.flush_interval, |act, ctx| act.pump(ctx, true));
+        ctx.run_interval(self.settings.rollup_interval, |act, ctx| {
+            act.metrics
+                .database_pool_connections
+                .set(i64::from(act.pool.state().connections));
+            act.queue_rollup();
+            act.pump_meta(ctx);
+        });
+    }
+}
+
+impl Handler<EventBatch> for DbWriter {
+    type Result = ();
+
+    fn handle(&mut self, batch: EventBatch, ctx: &mut Context<Self>) {
+        if !batch.events.is_empty() {
+            self.metrics
+                .ingest_latency
+                .observe(batch.read_at.elapsed().as_secs_f64());
+        }
+        if let Some(last) = batch.events.iter().map(|e| e.received_at).max() {
+            self.rollup.node_seen(&batch.node_id, last);
+        }
+        self.rollup.session(batch.session_id).add(&batch.counts);
+        for event in &batch.events {
+            if let Payload::Decoded {
+                event: Event::Status { .. },
+                json,
+                ..
+            } = &event.payload
+            {
+                self.rollup.status(
+                    &batch.node_id,
+                    LatestStatus {
+                        event_row: event.id,
+                        timestamp: event.event_time(),
+                        data: json.clone(),
+                    },
+                );
+            }
+        }
+        self.pending_events += batch.events.len();
+        self.pending.push_back(batch);
+        if self.pending_events >= self.settings.batch_size {
+            self.pump(ctx, false);
+        }
+    }
+}
+
+impl Handler<NodeConnected> for DbWriter {
+    type Result = ();
+
+    fn handle(&mut self, msg: NodeConnected, ctx: &mut Context<Self>) {
+        self.meta.push_back(MetaOp::Connect(msg));
+        self.pump_meta(ctx);
+    }
+}
+
+impl Handler<SessionEnded> for DbWriter {
+    type Result = ();
+
+    fn handle(&mut self, msg: SessionEnded, ctx: &mut Context<Self>) {
+        self.meta.push_back(MetaOp::Disconnect(msg));
+        self.pump_meta(ctx);
+    }
+}
+
+impl Handler<Drain> for DbWriter {
+    type Result = ResponseFuture<()>;
+
+    fn handle(&mut self, _msg: Drain, ctx: &mut Context<Self>) -> Self::Result {
+        self.draining = true;
+        self.queue_rollup();
+        self.pump(ctx, true);
+        let (done, wait) = oneshot::channel();
+        self.drained.push(done);
+        self.check_drained();
+        Box::pin(async move {
+            let _ = wait.await;
+        })
+    }
+}

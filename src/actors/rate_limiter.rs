@@ -1,0 +1,193 @@
+//! A token bucket per node. Events over the limit are not stored, but never vanish silently: they
+//! are counted per session and node, and each run of them becomes a gap record (which event IDs,
+//! which times, how many).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+use chrono::{DateTime, Utc};
+
+use super::budget::QueueBudget;
+use super::db_writer::DbWriter;
+use super::{EventBatch, IngestEvent, SessionEnded};
+use crate::metrics::Metrics;
+use crate::store::models::RateLimitGap;
+use crate::store::write::SessionCounts;
+
+/// A gap that stays open this long is written as it stands (a node permanently over its limit
+/// still shows up promptly); the run goes on in a new gap record.
+const GAP_FLUSH_AFTER: Duration = Duration::from_secs(1);
+/// Buckets of nodes silent this long are forgotten (they would be full again anyway).
+const BUCKET_IDLE: Duration = Duration::from_secs(600);
+
+struct Bucket {
+    tokens: f64,
+    refilled_at: Instant,
+}
+
+struct OpenGap {
+    gap: RateLimitGap,
+    opened_at: Instant,
+}
+
+pub struct RateLimiter {
+    per_sec: f64,
+    burst: f64,
+    buckets: HashMap<Arc<str>, Bucket>,
+    /// session_id → the run of rate-limited events not yet written as a gap record.
+    open_gaps: HashMap<i64, OpenGap>,
+    db_writer: Addr<DbWriter>,
+    budget: Arc<QueueBudget>,
+    metrics: Arc<Metrics>,
+}
+
+impl RateLimiter {
+    /// `per_sec` = 0 turns limiting off.
+    pub fn new(
+        per_sec: u32,
+        burst: u32,
+        db_writer: Addr<DbWriter>,
+        budget: Arc<QueueBudget>,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        RateLimiter {
+            per_sec: f64::from(per_sec),
+            burst: f64::from(burst.max(1)),
+            buckets: HashMap::new(),
+            open_gaps: HashMap::new(),
+            db_writer,
+            budget,
+            metrics,
+        }
+    }
+
+    fn admit(bucket: &mut Bucket, per_sec: f64, burst: f64, now: Instant) -> bool {
+        let elapsed = now.duration_since(bucket.refilled_at).as_secs_f64();
+        bucket.tokens = (bucket.tokens + elapsed * per_sec).min(burst);
+        bucket.refilled_at = now;
+        if bucket.tokens >= 1.0 {
+            bucket.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+
+    fn extend_gap(&mut self, node_id: &str, session_id: i64, event: &IngestEvent, now: Instant) {
+        let event_id = event.event_id as i64;
+        let time: DateTime<Utc> = event.event_time();
+        let open = self.open_gaps.entry(session_id).or_insert_with(|| OpenGap {
+            gap: RateLimitGap {
+                session_id,
+                first_event_id: event_id,
+                node_id: node_id.to_owned(),
+                last_event_id: event_id,
+                first_timestamp: time,
+                last_timestamp: time,
+                event_count: 0,
+            },
+            opened_at: now,
+        });
+        open.gap.last_event_id = event_id;
+        open.gap.last_timestamp = time;
+        open.gap.event_count += 1;
+    }
+
+    fn limit(&mut self, batch: &mut EventBatch) {
+        let now = Instant::now();
+        let (per_sec, burst) = (self.per_sec, self.burst);
+        let events = std::mem::take(&mut batch.events);
+        let mut admitted = Vec::with_capacity(events.len());
+        for event in events {
+            let bucket = self
+                .buckets
+                .entry(batch.node_id.clone())
+                .or_insert(Bucket {
+                    tokens: burst,
+                    refilled_at: now,
+                });
+            if Self::admit(bucket, per_sec, burst, now) {
+                if let Some(open) = self.open_gaps.remove(&batch.session_id) {
+                    batch.gaps.push(open.gap);
+                }
+                admitted.push(event);
+            } else {
+                self.extend_gap(&batch.node_id, batch.session_id, &event, now);
+                batch.counts.rate_limited += 1;
+            }
+        }
+        batch.events = admitted;
+        let limited = batch.counts.rate_limited as usize;
+        if limited > 0 {
+            self.metrics.events_rate_limited.inc_by(limited as u64);
+            self.budget.release(limited);
+        }
+    }
+
+    /// Hands a gap record to the writer on its own.
+    fn send_gap(&self, gap: RateLimitGap) {
+        self.db_writer.do_send(EventBatch {
+            node_id: gap.node_id.as_str().into(),
+            session_id: gap.session_id,
+            read_at: Instant::now(),
+            events: Vec::new(),
+            counts: SessionCounts::default(),
+            gaps: vec![gap],
+        });
+    }
+
+    /// Writes gaps that have been open a while, so a node that never drops below its limit still
+    /// shows its gaps promptly.
+    fn flush_old_gaps(&mut self) {
+        let now = Instant::now();
+        let old: Vec<i64> = self
+            .open_gaps
+            .iter()
+            .filter(|(_, g)| now.duration_since(g.opened_at) >= GAP_FLUSH_AFTER)
+            .map(|(session, _)| *session)
+            .collect();
+        for session_id in old {
+            if let Some(open) = self.open_gaps.remove(&session_id) {
+                self.send_gap(open.gap);
+            }
+        }
+        self.buckets
+            .retain(|_, b| now.duration_since(b.refilled_at) < BUCKET_IDLE);
+    }
+}
+
+impl Actor for RateLimiter {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        if self.per_sec > 0.0 {
+            ctx.run_interval(GAP_FLUSH_AFTER, |act, _| act.flush_old_gaps());
+        }
+    }
+}
+
+impl Handler<EventBatch> for RateLimiter {
+    type Result = ();
+
+    fn handle(&mut self, mut batch: EventBatch, _ctx: &mut Context<Self>) {
+        if self.per_sec > 0.0 {
+            self.limit(&mut batch);
+        }
+        // Policy: never behind by more than the queue budget (the connection took its permits
+        // before sending), so the unbounded do_send cannot grow without limit.
+        self.db_writer.do_send(batch);
+    }
+}
+
+impl Handler<SessionEnded> for RateLimiter {
+    type Result = ();
+
+    fn handle(&mut self, ended: SessionEnded, _ctx: &mut Context<Self>) {
+        if let Some(open) = self.open_gaps.remove(&ended.session_id) {
+            self.send_gap(open.gap);
+        }
+        self.db_writer.do_send(ended);
+    }
+}

@@ -1,0 +1,222 @@
+//! Settings, layered: built-in defaults < `--config FILE` (TOML) < environment < command-line
+//! flags. `config/default.toml` documents every key with its default and why.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+}
+
+/// Every setting of the server. Field names are the TOML keys and, upper-cased with a `TART_`
+/// prefix, the environment variables (`TART_BATCH_SIZE`); a few have the conventional names too.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub database_url: String,
+    pub telemetry_bind: String,
+    pub api_bind: String,
+    pub max_connections: usize,
+    pub handshake_timeout_ms: u64,
+    pub max_frame_bytes: usize,
+    pub rate_limit_per_sec: u32,
+    pub rate_limit_burst: u32,
+    pub batch_size: usize,
+    pub flush_interval_ms: u64,
+    pub pool_size: u32,
+    pub queue_capacity: usize,
+    pub retry_base_ms: u64,
+    pub retry_max_ms: u64,
+    pub breaker_threshold: u32,
+    pub breaker_probe_ms: u64,
+    pub rollup_interval_ms: u64,
+    pub retention_days: u32,
+    pub partitions_ahead_days: u32,
+    pub shutdown_timeout_secs: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            database_url: "postgres://postgres@127.0.0.1:5432/tart_telemetry".into(),
+            telemetry_bind: "0.0.0.0:9000".into(),
+            api_bind: "0.0.0.0:8080".into(),
+            max_connections: 1024,
+            handshake_timeout_ms: 10_000,
+            max_frame_bytes: crate::jip3::codec::DEFAULT_MAX_FRAME,
+            rate_limit_per_sec: 100,
+            rate_limit_burst: 1000,
+            batch_size: 1000,
+            flush_interval_ms: 20,
+            pool_size: 8,
+            queue_capacity: 100_000,
+            retry_base_ms: 100,
+            retry_max_ms: 5_000,
+            breaker_threshold: 5,
+            breaker_probe_ms: 1_000,
+            rollup_interval_ms: 1_000,
+            retention_days: 30,
+            partitions_ahead_days: 3,
+            shutdown_timeout_secs: 30,
+        }
+    }
+}
+
+/// Conventional environment names accepted besides `TART_<KEY>`.
+const ENV_ALIASES: &[(&str, &str)] = &[
+    ("DATABASE_URL", "database_url"),
+    ("TELEMETRY_BIND", "telemetry_bind"),
+    ("API_BIND", "api_bind"),
+];
+
+impl Config {
+    /// Builds the configuration from its layers. `overrides` are `key=value` pairs from flags.
+    pub fn load(file: Option<&str>, overrides: &[(String, String)]) -> Result<Config, ConfigError> {
+        let mut table = toml::Table::try_from(Config::default()).expect("defaults serialise");
+        if let Some(path) = file {
+            let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                path: path.to_owned(),
+                source,
+            })?;
+            let from_file: toml::Table = text
+                .parse()
+                .map_err(|e| ConfigError::Invalid(format!("{path}: {e}")))?;
+            table.extend(from_file);
+        }
+        let keys: Vec<String> = table.keys().cloned().collect();
+        for key in &keys {
+            if let Ok(value) = std::env::var(format!("TART_{}", key.to_uppercase())) {
+                table.insert(key.clone(), Self::typed_like(&table[key], &value)?);
+            }
+        }
+        for (env, key) in ENV_ALIASES {
+            if let Ok(value) = std::env::var(env) {
+                table.insert((*key).into(), toml::Value::String(value));
+            }
+        }
+        for (key, value) in overrides {
+            let current = table
+                .get(key)
+                .ok_or_else(|| ConfigError::Invalid(format!("unknown setting `{key}`")))?;
+            let typed = Self::typed_like(current, value)?;
+            table.insert(key.clone(), typed);
+        }
+        let config: Config = table
+            .try_into()
+            .map_err(|e: toml::de::Error| ConfigError::Invalid(e.to_string()))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Parses a text value into the TOML type the setting already has.
+    fn typed_like(current: &toml::Value, text: &str) -> Result<toml::Value, ConfigError> {
+        match current {
+            toml::Value::Integer(_) => text
+                .trim()
+                .parse()
+                .map(toml::Value::Integer)
+                .map_err(|_| ConfigError::Invalid(format!("`{text}` is not a whole number"))),
+            toml::Value::Boolean(_) => text
+                .trim()
+                .parse()
+                .map(toml::Value::Boolean)
+                .map_err(|_| ConfigError::Invalid(format!("`{text}` is not true or false"))),
+            _ => Ok(toml::Value::String(text.to_owned())),
+        }
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let positive = [
+            ("batch_size", self.batch_size as u64),
+            ("pool_size", u64::from(self.pool_size)),
+            ("queue_capacity", self.queue_capacity as u64),
+            ("max_frame_bytes", self.max_frame_bytes as u64),
+            ("flush_interval_ms", self.flush_interval_ms),
+            ("rollup_interval_ms", self.rollup_interval_ms),
+        ];
+        if let Some((key, _)) = positive.iter().find(|(_, v)| *v == 0) {
+            return Err(ConfigError::Invalid(format!("{key} must be above 0")));
+        }
+        if self.queue_capacity > u32::MAX as usize {
+            return Err(ConfigError::Invalid("queue_capacity is too large".into()));
+        }
+        Ok(())
+    }
+
+    pub fn handshake_timeout(&self) -> Duration {
+        Duration::from_millis(self.handshake_timeout_ms)
+    }
+
+    pub fn flush_interval(&self) -> Duration {
+        Duration::from_millis(self.flush_interval_ms)
+    }
+
+    pub fn rollup_interval(&self) -> Duration {
+        Duration::from_millis(self.rollup_interval_ms)
+    }
+
+    pub fn shutdown_timeout(&self) -> Duration {
+        Duration::from_secs(self.shutdown_timeout_secs)
+    }
+}
+
+/// The database URL with any password replaced, for log lines and error messages.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            let userinfo = &url[scheme_end + 3..at];
+            match userinfo.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme_end + 3], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_override_and_are_typed() {
+        let cfg = Config::load(
+            None,
+            &[
+                ("batch_size".into(), "250".into()),
+                ("telemetry_bind".into(), "127.0.0.1:0".into()),
+            ],
+        )
+        .unwrap();
+        assert_eq!(cfg.batch_size, 250);
+        assert_eq!(cfg.telemetry_bind, "127.0.0.1:0");
+        assert!(Config::load(None, &[("batch_size".into(), "many".into())]).is_err());
+        assert!(Config::load(None, &[("no_such_key".into(), "1".into())]).is_err());
+    }
+
+    #[test]
+    fn shipped_default_file_matches_built_in_defaults() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/config/default.toml");
+        let text = std::fs::read_to_string(path).unwrap();
+        let from_file: Config = toml::from_str(&text).unwrap();
+        assert_eq!(from_file, Config::default());
+    }
+
+    #[test]
+    fn passwords_are_redacted() {
+        assert_eq!(
+            redact_url("postgres://u:secret@h:5432/db"),
+            "postgres://u:***@h:5432/db"
+        );
+        assert_eq!(redact_url("postgres://u@h/db"), "postgres://u@h/db");
+    }
+}

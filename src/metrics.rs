@@ -1,0 +1,140 @@
+//! Every Prometheus metric of one server instance, in one registry (served at `/metrics`).
+//! One registry per instance, not a global, so tests can run several servers in one process.
+
+use prometheus::{
+    Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
+};
+
+pub struct Metrics {
+    pub registry: Registry,
+    pub active_connections: IntGauge,
+    pub connections_total: IntCounter,
+    pub connections_rejected: IntCounter,
+    pub connections_closed: IntCounterVec,
+    pub events_received: IntCounter,
+    pub events_stored: IntCounter,
+    pub events_dropped: IntCounter,
+    pub events_rate_limited: IntCounter,
+    pub unknown_events: IntCounter,
+    pub decode_failures: IntCounter,
+    pub buffer_pending: IntGauge,
+    pub batch_write_duration: Histogram,
+    pub batch_write_failures: IntCounter,
+    pub circuit_open: IntGauge,
+    pub ingest_latency: Histogram,
+    pub database_pool_connections: IntGauge,
+}
+
+fn register<T: prometheus::core::Collector + Clone + 'static>(registry: &Registry, metric: T) -> T {
+    registry
+        .register(Box::new(metric.clone()))
+        .expect("metric names are unique");
+    metric
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let r = Registry::new();
+        let counter = |name: &str, help: &str| register(&r, IntCounter::new(name, help).unwrap());
+        let gauge = |name: &str, help: &str| register(&r, IntGauge::new(name, help).unwrap());
+        let histogram = |name: &str, help: &str, buckets: Vec<f64>| {
+            register(
+                &r,
+                Histogram::with_opts(HistogramOpts::new(name, help).buckets(buckets)).unwrap(),
+            )
+        };
+        let latency_buckets = vec![
+            0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1,
+            0.25, 0.5, 1.0, 2.5, 5.0,
+        ];
+        Metrics {
+            active_connections: gauge(
+                "telemetry_active_connections",
+                "Node connections open now",
+            ),
+            connections_total: counter(
+                "telemetry_connections_total",
+                "Node connections accepted since start",
+            ),
+            connections_rejected: counter(
+                "telemetry_connections_rejected",
+                "Node connections closed at once because max_connections were open",
+            ),
+            connections_closed: register(
+                &r,
+                IntCounterVec::new(
+                    Opts::new(
+                        "telemetry_connections_closed",
+                        "Node connections ended, by reason",
+                    ),
+                    &["reason"],
+                )
+                .unwrap(),
+            ),
+            events_received: counter(
+                "telemetry_events_received",
+                "Event frames received from nodes (decoded or not)",
+            ),
+            events_stored: counter(
+                "telemetry_events_stored",
+                "Events written to PostgreSQL",
+            ),
+            events_dropped: counter(
+                "telemetry_events_dropped",
+                "Events nodes reported as dropped on their side (sum of Dropped counts)",
+            ),
+            events_rate_limited: counter(
+                "telemetry_events_rate_limited",
+                "Events not stored because their node exceeded its rate limit",
+            ),
+            unknown_events: counter(
+                "telemetry_unknown_events",
+                "Events with a discriminator this TART does not know (stored as Unknown)",
+            ),
+            decode_failures: counter(
+                "telemetry_decode_failures",
+                "Event frames that failed to decode (kept in decode_failures)",
+            ),
+            buffer_pending: gauge(
+                "telemetry_buffer_pending",
+                "Events accepted and not yet written to PostgreSQL",
+            ),
+            batch_write_duration: histogram(
+                "telemetry_batch_write_duration",
+                "Seconds to write one batch of events to PostgreSQL",
+                latency_buckets.clone(),
+            ),
+            batch_write_failures: counter(
+                "telemetry_batch_write_failures",
+                "Batch writes that failed and were retried",
+            ),
+            circuit_open: gauge(
+                "telemetry_database_circuit_open",
+                "1 while the database circuit breaker is open (writes paused, probing)",
+            ),
+            ingest_latency: histogram(
+                "telemetry_ingest_latency_seconds",
+                "Seconds from a frame read to its event handed to the DB writer",
+                latency_buckets,
+            ),
+            database_pool_connections: gauge(
+                "telemetry_database_pool_connections",
+                "Connections open in the DB writer's pool",
+            ),
+            registry: r,
+        }
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub fn render(&self) -> String {
+        TextEncoder::new()
+            .encode_to_string(&self.registry.gather())
+            .unwrap_or_else(|e| format!("# encoding metrics failed: {e}\n"))
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}

@@ -1,0 +1,174 @@
+//! Starting and stopping a whole TART instance inside an actix `System`: database preparation,
+//! the actors of the ingest path, the listeners. `main` and the tests both use this.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::prelude::*;
+use thiserror::Error;
+use tokio::net::TcpListener;
+
+use crate::actors::budget::QueueBudget;
+use crate::actors::db_writer::{DbWriter, Drain};
+use crate::actors::listener::{CloseAll, Listener};
+use crate::actors::rate_limiter::RateLimiter;
+use crate::actors::IngestContext;
+use crate::config::{redact_url, Config};
+use crate::metrics::Metrics;
+use crate::store::{self, ids::IdAllocator, partitions, StoreError};
+
+/// How often partitions are created ahead and expired ones dropped.
+const PARTITION_UPKEEP: Duration = Duration::from_secs(3600);
+
+#[derive(Debug, Error)]
+pub enum StartError {
+    #[error(
+        "{0}\n  Is PostgreSQL running? Start a local one with \
+         `pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start` \
+         (or `sudo systemctl start postgresql`), or point DATABASE_URL at yours."
+    )]
+    Database(#[from] StoreError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: String,
+        source: std::io::Error,
+    },
+}
+
+#[derive(Debug, Error)]
+#[error("shutdown did not finish within {timeout:?}: {pending} events were not written")]
+pub struct ShutdownTimedOut {
+    pub timeout: Duration,
+    pub pending: usize,
+}
+
+/// A running instance.
+pub struct Server {
+    pub telemetry_addr: SocketAddr,
+    pub metrics: Arc<Metrics>,
+    pub config: Arc<Config>,
+    listener: Addr<Listener>,
+    db_writer: Addr<DbWriter>,
+    budget: Arc<QueueBudget>,
+    _writer_arbiter: Arbiter,
+}
+
+impl Server {
+    /// Prepares the database and starts everything. Call from inside an actix `System`.
+    pub async fn start(config: Config) -> Result<Server, StartError> {
+        let config = Arc::new(config);
+        let metrics = Arc::new(Metrics::new());
+        log::info!("using database {}", redact_url(&config.database_url));
+        store::prepare(&config.database_url).await?;
+
+        let service_pool = store::create_pool(&config.database_url, 1).await?;
+        store::close_stale_sessions(&service_pool).await?;
+        partitions::maintain(
+            &service_pool,
+            config.partitions_ahead_days,
+            config.retention_days,
+        )
+        .await?;
+        let ids = Arc::new(IdAllocator::from_database(&service_pool).await?);
+        spawn_partition_upkeep(service_pool, &config);
+
+        let budget = Arc::new(QueueBudget::new(
+            config.queue_capacity,
+            metrics.buffer_pending.clone(),
+        ));
+
+        // The writer gets a thread of its own: its pool's connections live on that runtime, and
+        // encoding batches there leaves the main thread to the sockets and decoding.
+        let writer_arbiter = Arbiter::new();
+        let (writer_tx, writer_rx) = tokio::sync::oneshot::channel();
+        {
+            let (config, budget, metrics) = (config.clone(), budget.clone(), metrics.clone());
+            writer_arbiter.spawn(async move {
+                let result = store::create_pool(&config.database_url, config.pool_size)
+                    .await
+                    .map(|pool| DbWriter::new(pool, &config, budget, metrics).start());
+                let _ = writer_tx.send(result);
+            });
+        }
+        let db_writer = writer_rx.await.expect("writer arbiter is running")?;
+
+        let rate_limiter = RateLimiter::new(
+            config.rate_limit_per_sec,
+            config.rate_limit_burst,
+            db_writer.clone(),
+            budget.clone(),
+            metrics.clone(),
+        )
+        .start();
+
+        let socket = TcpListener::bind(&config.telemetry_bind)
+            .await
+            .map_err(|source| StartError::Bind {
+                addr: config.telemetry_bind.clone(),
+                source,
+            })?;
+        let telemetry_addr = socket.local_addr().map_err(|source| StartError::Bind {
+            addr: config.telemetry_bind.clone(),
+            source,
+        })?;
+        let ingest = Arc::new(IngestContext {
+            config: config.clone(),
+            metrics: metrics.clone(),
+            ids,
+            budget: budget.clone(),
+            rate_limiter,
+            db_writer: db_writer.clone(),
+        });
+        let listener = Listener::new(ingest, socket).start();
+        log::info!("telemetry: listening for JAM nodes on {telemetry_addr}");
+
+        Ok(Server {
+            telemetry_addr,
+            metrics,
+            config,
+            listener,
+            db_writer,
+            budget,
+            _writer_arbiter: writer_arbiter,
+        })
+    }
+
+    /// Stops accepting, closes node connections, writes everything queued. Bounded by
+    /// `shutdown_timeout_secs`.
+    pub async fn shutdown(self) -> Result<(), ShutdownTimedOut> {
+        let timeout = self.config.shutdown_timeout();
+        let listener = self.listener.clone();
+        let db_writer = self.db_writer.clone();
+        let drain = async move {
+            let _ = listener.send(CloseAll).await;
+            let _ = db_writer.send(Drain).await;
+        };
+        let result = match tokio::time::timeout(timeout, drain).await {
+            Ok(()) => {
+                log::info!("shutdown complete: everything queued is written");
+                Ok(())
+            }
+            Err(_) => Err(ShutdownTimedOut {
+                timeout,
+                pending: self.budget.pending(),
+            }),
+        };
+        self._writer_arbiter.stop();
+        result
+    }
+}
+
+fn spawn_partition_upkeep(pool: store::Pool, config: &Config) {
+    let (ahead, retention) = (config.partitions_ahead_days, config.retention_days);
+    actix::spawn(async move {
+        let mut ticks = tokio::time::interval(PARTITION_UPKEEP);
+        ticks.tick().await; // the first tick is immediate; start-up already did the upkeep
+        loop {
+            ticks.tick().await;
+            if let Err(e) = partitions::maintain(&pool, ahead, retention).await {
+                log::error!("partition upkeep failed (rows still land in events_default): {e}");
+            }
+        }
+    });
+}

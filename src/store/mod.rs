@@ -1,0 +1,199 @@
+//! PostgreSQL storage through diesel-async: connecting (and creating the database), migrations,
+//! row ids, partition upkeep, and the writes of the ingest path.
+
+pub mod ids;
+pub mod models;
+pub mod partitions;
+pub mod schema;
+pub mod write;
+
+use diesel::prelude::*;
+use diesel::sql_types::{Bool, Text};
+use diesel_async::async_connection_wrapper::AsyncConnectionWrapper;
+use diesel_async::pooled_connection::AsyncDieselConnectionManager;
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
+use thiserror::Error;
+
+use crate::config::redact_url;
+
+pub type Pool = bb8::Pool<AsyncDieselConnectionManager<AsyncPgConnection>>;
+
+const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");
+
+#[derive(Debug, Error)]
+pub enum StoreError {
+    #[error("database query failed: {0}")]
+    Query(#[from] diesel::result::Error),
+    #[error("cannot connect to PostgreSQL at {url}: {message}")]
+    Connect { url: String, message: String },
+    #[error("database pool: {0}")]
+    Pool(String),
+    #[error("migrations failed: {0}")]
+    Migrations(String),
+}
+
+impl From<bb8::RunError<diesel_async::pooled_connection::PoolError>> for StoreError {
+    fn from(e: bb8::RunError<diesel_async::pooled_connection::PoolError>) -> Self {
+        StoreError::Pool(e.to_string())
+    }
+}
+
+/// The URL of the same server's `postgres` maintenance database, and the target database name.
+fn maintenance_url(url: &str) -> Option<(String, String)> {
+    let (base, query) = url.split_once('?').map_or((url, None), |(b, q)| (b, Some(q)));
+    let authority_start = base.find("://")? + 3;
+    let slash = base.rfind('/').filter(|&i| i >= authority_start)?;
+    let name = base[slash + 1..].to_owned();
+    let mut maintenance = format!("{}/postgres", &base[..slash]);
+    if let Some(q) = query {
+        maintenance = format!("{maintenance}?{q}");
+    }
+    (!name.is_empty()).then_some((maintenance, name))
+}
+
+async fn connect(url: &str) -> Result<AsyncPgConnection, StoreError> {
+    AsyncPgConnection::establish(url)
+        .await
+        .map_err(|e| StoreError::Connect {
+            url: redact_url(url),
+            message: e.to_string(),
+        })
+}
+
+#[derive(QueryableByName)]
+struct Exists {
+    #[diesel(sql_type = Bool)]
+    exists: bool,
+}
+
+/// Creates the database if it does not exist, so a newcomer needs only a running PostgreSQL.
+pub async fn create_database_if_missing(url: &str) -> Result<(), StoreError> {
+    let Some((maintenance, name)) = maintenance_url(url) else {
+        return Ok(());
+    };
+    // If the database already exists, connecting to it is enough (and needs no CREATEDB right).
+    if connect(url).await.is_ok() {
+        return Ok(());
+    }
+    let mut conn = connect(&maintenance).await?;
+    let found: Exists =
+        diesel::sql_query("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1) AS exists")
+            .bind::<Text, _>(&name)
+            .get_result(&mut conn)
+            .await?;
+    if !found.exists {
+        let quoted = name.replace('"', "\"\"");
+        match diesel::sql_query(format!("CREATE DATABASE \"{quoted}\""))
+            .execute(&mut conn)
+            .await
+        {
+            Ok(_) => log::info!("created database {name}"),
+            // Another process created it in the meantime.
+            Err(diesel::result::Error::DatabaseError(_, info))
+                if info.message().contains("already exists") => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
+}
+
+/// Drops a database (tests and the benchmark make throwaway ones).
+pub async fn drop_database(url: &str) -> Result<(), StoreError> {
+    let Some((maintenance, name)) = maintenance_url(url) else {
+        return Ok(());
+    };
+    let mut conn = connect(&maintenance).await?;
+    let quoted = name.replace('"', "\"\"");
+    diesel::sql_query(format!("DROP DATABASE IF EXISTS \"{quoted}\" WITH (FORCE)"))
+        .execute(&mut conn)
+        .await?;
+    Ok(())
+}
+
+/// Runs the embedded migrations. The harness is synchronous, so it runs on a blocking thread
+/// through the async connection wrapper (it would panic on actix's single-threaded runtime).
+pub async fn run_migrations(url: &str) -> Result<(), StoreError> {
+    let url = url.to_owned();
+    tokio::task::spawn_blocking(move || {
+        let mut conn =
+            <AsyncConnectionWrapper<AsyncPgConnection> as diesel::Connection>::establish(&url)
+                .map_err(|e| StoreError::Connect {
+                    url: redact_url(&url),
+                    message: e.to_string(),
+                })?;
+        conn.run_pending_migrations(MIGRATIONS)
+            .map(|applied| {
+                for m in applied {
+                    log::info!("applied migration {m}");
+                }
+            })
+            .map_err(|e| StoreError::Migrations(e.to_string()))
+    })
+    .await
+    .map_err(|e| StoreError::Migrations(e.to_string()))?
+}
+
+/// Creates, migrates and checks the database: everything the server needs before it listens.
+pub async fn prepare(url: &str) -> Result<(), StoreError> {
+    create_database_if_missing(url).await?;
+    run_migrations(url).await
+}
+
+/// A pool of `size` connections. Built on the runtime that will use it: a PostgreSQL connection
+/// stays tied to the runtime that created it.
+pub async fn create_pool(url: &str, size: u32) -> Result<Pool, StoreError> {
+    let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new(url);
+    bb8::Pool::builder()
+        .max_size(size)
+        .connection_timeout(std::time::Duration::from_secs(5))
+        .build(manager)
+        .await
+        .map_err(|e| StoreError::Connect {
+            url: redact_url(url),
+            message: e.to_string(),
+        })
+}
+
+/// Marks every node disconnected and every open session ended: after a restart no connection
+/// from before is alive, whatever the last run managed to write.
+pub async fn close_stale_sessions(pool: &Pool) -> Result<(), StoreError> {
+    let mut conn = pool.get().await?;
+    diesel::sql_query(
+        "UPDATE node_sessions SET disconnected_at = now(), disconnect_reason = 'server restarted' \
+         WHERE disconnected_at IS NULL",
+    )
+    .execute(&mut conn)
+    .await?;
+    diesel::sql_query(
+        "UPDATE nodes SET is_connected = FALSE, disconnected_at = now(), current_session_id = NULL \
+         WHERE is_connected",
+    )
+    .execute(&mut conn)
+    .await?;
+    Ok(())
+}
+
+/// One round trip, for probes and health checks.
+pub async fn ping(pool: &Pool) -> Result<(), StoreError> {
+    let mut conn = pool.get().await?;
+    diesel::sql_query("SELECT 1").execute(&mut conn).await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn maintenance_url_swaps_the_database() {
+        assert_eq!(
+            maintenance_url("postgres://u:p@h:5432/tart?sslmode=disable"),
+            Some((
+                "postgres://u:p@h:5432/postgres?sslmode=disable".into(),
+                "tart".into()
+            ))
+        );
+        assert_eq!(maintenance_url("postgres://h:5432"), None);
+    }
+}

@@ -1,0 +1,108 @@
+//! Rows as the ingest path writes them.
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+
+use super::schema::{blocks, decode_failures, node_sessions, nodes, rate_limit_gaps};
+
+/// A node's row as (re)written when it connects: its NodeInformation and connection state.
+/// Counters and `first_seen_at` of an existing row are kept.
+#[derive(Debug, Clone, Insertable, AsChangeset)]
+#[diesel(table_name = nodes)]
+pub struct NodeConnection {
+    pub node_id: String,
+    pub peer_id: Vec<u8>,
+    pub implementation_name: String,
+    pub implementation_version: String,
+    pub gp_version: String,
+    pub node_flags: i64,
+    pub note: String,
+    pub genesis_hash: String,
+    pub jam_params: serde_json::Value,
+    pub core_count: i32,
+    pub validator_count: i32,
+    pub peer_address: serde_json::Value,
+    pub remote_address: Option<String>,
+    pub current_session_id: Option<i64>,
+    pub is_connected: bool,
+    pub connected_at: Option<DateTime<Utc>>,
+    pub last_seen_at: Option<DateTime<Utc>>,
+    #[diesel(treat_none_as_null = true)]
+    pub disconnected_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone, Insertable)]
+#[diesel(table_name = node_sessions)]
+pub struct NewSession {
+    pub session_id: i64,
+    pub node_id: String,
+    pub remote_address: Option<String>,
+    pub connected_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Insertable)]
+#[diesel(table_name = decode_failures)]
+pub struct NewDecodeFailure {
+    pub id: i64,
+    pub node_id: String,
+    pub session_id: i64,
+    pub event_id: i64,
+    pub created_at: DateTime<Utc>,
+    pub error: String,
+    pub raw: Vec<u8>,
+}
+
+/// A run of consecutive events of one session that the rate limiter did not admit.
+#[derive(Debug, Clone, PartialEq, Insertable, Queryable, Selectable)]
+#[diesel(table_name = rate_limit_gaps)]
+pub struct RateLimitGap {
+    pub session_id: i64,
+    pub first_event_id: i64,
+    pub node_id: String,
+    pub last_event_id: i64,
+    pub first_timestamp: DateTime<Utc>,
+    pub last_timestamp: DateTime<Utc>,
+    pub event_count: i64,
+}
+
+#[derive(Debug, Clone, Insertable)]
+#[diesel(table_name = blocks)]
+pub struct NewBlock {
+    pub event_row: i64,
+    pub node_id: String,
+    pub kind: &'static str,
+    pub slot: Option<i64>,
+    pub header_hash: Option<String>,
+    pub timestamp: DateTime<Utc>,
+}
+
+impl NodeConnection {
+    /// The node row for a connection that just sent `info`.
+    pub fn new(
+        info: &crate::jip3::NodeInformation,
+        session_id: i64,
+        remote_address: Option<String>,
+        at: DateTime<Utc>,
+    ) -> Self {
+        NodeConnection {
+            node_id: info.node_id(),
+            peer_id: info.peer_id.0.to_vec(),
+            implementation_name: info.implementation_name.0.clone(),
+            implementation_version: info.implementation_version.0.clone(),
+            gp_version: info.gp_version.0.clone(),
+            node_flags: i64::from(info.node_flags),
+            note: info.note.0.clone(),
+            genesis_hash: crate::jip3::types::to_hex(&info.genesis_header_hash.0),
+            jam_params: serde_json::to_value(&info.params).expect("parameters serialise"),
+            core_count: i32::from(info.params.core_count),
+            validator_count: i32::from(info.params.validator_count),
+            peer_address: serde_json::to_value(info.peer_address).expect("address serialises"),
+            remote_address,
+            current_session_id: Some(session_id),
+            is_connected: true,
+            connected_at: Some(at),
+            last_seen_at: Some(at),
+            disconnected_at: None,
+        }
+    }
+}

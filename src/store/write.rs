@@ -1,0 +1,364 @@
+//! The writes of the ingest path. Event batches go in one statement (`unnest` of one array per
+//! column: no bind-parameter ceiling, one round trip). Counters derived from what was really
+//! inserted are rolled up separately and serially (see `Rollup`).
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use diesel::sql_types::{Array, BigInt, SmallInt, Text, Timestamptz};
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+
+use super::models::{NewBlock, NewDecodeFailure, NewSession, NodeConnection, RateLimitGap};
+use super::schema::{blocks, decode_failures, node_sessions, nodes, rate_limit_gaps};
+use super::StoreError;
+
+/// Rows per multi-row INSERT for the small tables: far below the 32,767 bind-parameter ceiling.
+const INSERT_CHUNK: usize = 1000;
+
+/// The events of one batch, column by column, as the `unnest` insert takes them.
+#[derive(Debug, Default)]
+pub struct EventColumns<'a> {
+    pub id: Vec<i64>,
+    pub node_id: Vec<&'a str>,
+    pub session_id: Vec<i64>,
+    pub event_id: Vec<i64>,
+    pub event_type: Vec<i16>,
+    pub timestamp: Vec<DateTime<Utc>>,
+    pub created_at: Vec<DateTime<Utc>>,
+    pub data: Vec<&'a str>,
+}
+
+impl EventColumns<'_> {
+    pub fn len(&self) -> usize {
+        self.id.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.id.is_empty()
+    }
+}
+
+/// Everything one batch writes, in one transaction, so a retry after any failure is exact.
+#[derive(Debug, Default)]
+pub struct BatchWrite<'a> {
+    pub events: EventColumns<'a>,
+    pub failures: Vec<NewDecodeFailure>,
+    pub gaps: Vec<RateLimitGap>,
+    pub blocks: Vec<NewBlock>,
+}
+
+/// How many events of one session, type and hour were newly inserted (a retried write reports
+/// only the rows it really added).
+#[derive(Debug, Clone, QueryableByName)]
+pub struct InsertedCount {
+    #[diesel(sql_type = BigInt)]
+    pub session_id: i64,
+    #[diesel(sql_type = SmallInt)]
+    pub event_type: i16,
+    #[diesel(sql_type = Timestamptz)]
+    pub hour: DateTime<Utc>,
+    #[diesel(sql_type = BigInt)]
+    pub inserted: i64,
+}
+
+const INSERT_EVENTS: &str = "\
+WITH ins AS (
+    INSERT INTO events (id, node_id, session_id, event_id, event_type, timestamp, created_at, data)
+    SELECT * FROM unnest($1::int8[], $2::text[], $3::int8[], $4::int8[], $5::int2[],
+                         $6::timestamptz[], $7::timestamptz[], $8::text[]::jsonb[])
+    ON CONFLICT DO NOTHING
+    RETURNING session_id, event_type, created_at
+)
+SELECT session_id, event_type, date_trunc('hour', created_at, 'UTC') AS hour, count(*) AS inserted
+FROM ins GROUP BY 1, 2, 3";
+
+/// Writes one batch. Every insert skips rows already present, so writing the same batch twice
+/// stores each row once.
+pub async fn write_batch(
+    conn: &mut AsyncPgConnection,
+    batch: &BatchWrite<'_>,
+) -> Result<Vec<InsertedCount>, StoreError> {
+    let counts = conn
+        .transaction::<_, diesel::result::Error, _>(async |conn| {
+            let counts = if batch.events.is_empty() {
+                Vec::new()
+            } else {
+                let e = &batch.events;
+                diesel::sql_query(INSERT_EVENTS)
+                    .bind::<Array<BigInt>, _>(&e.id)
+                    .bind::<Array<Text>, _>(&e.node_id)
+                    .bind::<Array<BigInt>, _>(&e.session_id)
+                    .bind::<Array<BigInt>, _>(&e.event_id)
+                    .bind::<Array<SmallInt>, _>(&e.event_type)
+                    .bind::<Array<Timestamptz>, _>(&e.timestamp)
+                    .bind::<Array<Timestamptz>, _>(&e.created_at)
+                    .bind::<Array<Text>, _>(&e.data)
+                    .load::<InsertedCount>(conn)
+                    .await?
+            };
+            for chunk in batch.failures.chunks(INSERT_CHUNK) {
+                diesel::insert_into(decode_failures::table)
+                    .values(chunk)
+                    .on_conflict_do_nothing()
+                    .execute(conn)
+                    .await?;
+            }
+            for chunk in batch.gaps.chunks(INSERT_CHUNK) {
+                diesel::insert_into(rate_limit_gaps::table)
+                    .values(chunk)
+                    .on_conflict_do_nothing()
+                    .execute(conn)
+                    .await?;
+            }
+            for chunk in batch.blocks.chunks(INSERT_CHUNK) {
+                diesel::insert_into(blocks::table)
+                    .values(chunk)
+                    .on_conflict_do_nothing()
+                    .execute(conn)
+                    .await?;
+            }
+            Ok(counts)
+        })
+        .await?;
+    Ok(counts)
+}
+
+/// Changes to one session's counters.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SessionCounts {
+    pub received: i64,
+    pub stored: i64,
+    pub rate_limited: i64,
+    pub decode_failures: i64,
+    pub dropped: i64,
+}
+
+impl SessionCounts {
+    pub fn add(&mut self, other: &SessionCounts) {
+        self.received += other.received;
+        self.stored += other.stored;
+        self.rate_limited += other.rate_limited;
+        self.decode_failures += other.decode_failures;
+        self.dropped += other.dropped;
+    }
+}
+
+/// The latest Status event of a node.
+#[derive(Debug, Clone)]
+pub struct LatestStatus {
+    pub event_row: i64,
+    pub timestamp: DateTime<Utc>,
+    /// The Status event's JSON form.
+    pub data: std::sync::Arc<str>,
+}
+
+/// Derived state that many batches touch (node and session counters, hourly stats, latest
+/// status), accumulated in memory and written about once a second in one serial transaction.
+/// Writing it per batch would make the parallel batch writes queue on the same rows.
+#[derive(Debug, Default)]
+pub struct Rollup {
+    /// node_id → (events stored, last frame received)
+    pub nodes: HashMap<String, (i64, Option<DateTime<Utc>>)>,
+    pub sessions: HashMap<i64, SessionCounts>,
+    pub hourly: HashMap<(String, i16, DateTime<Utc>), i64>,
+    pub status: HashMap<String, LatestStatus>,
+}
+
+impl Rollup {
+    pub fn is_empty(&self) -> bool {
+        self.nodes.is_empty()
+            && self.sessions.is_empty()
+            && self.hourly.is_empty()
+            && self.status.is_empty()
+    }
+
+    pub fn node_seen(&mut self, node_id: &str, at: DateTime<Utc>) {
+        let entry = self.nodes.entry(node_id.to_owned()).or_default();
+        entry.1 = entry.1.max(Some(at));
+    }
+
+    pub fn session(&mut self, session_id: i64) -> &mut SessionCounts {
+        self.sessions.entry(session_id).or_default()
+    }
+
+    /// Counts rows that a batch write really inserted.
+    pub fn add_inserted(&mut self, node_id: &str, count: &InsertedCount) {
+        self.nodes.entry(node_id.to_owned()).or_default().0 += count.inserted;
+        self.session(count.session_id).stored += count.inserted;
+        *self
+            .hourly
+            .entry((node_id.to_owned(), count.event_type, count.hour))
+            .or_default() += count.inserted;
+    }
+
+    pub fn status(&mut self, node_id: &str, status: LatestStatus) {
+        match self.status.get(node_id) {
+            Some(known) if known.event_row > status.event_row => {}
+            _ => {
+                self.status.insert(node_id.to_owned(), status);
+            }
+        }
+    }
+
+}
+
+const ROLLUP_NODES: &str = "\
+UPDATE nodes SET event_count = nodes.event_count + v.n,
+                 last_seen_at = GREATEST(nodes.last_seen_at, v.seen)
+FROM unnest($1::text[], $2::int8[], $3::timestamptz[]) AS v(node_id, n, seen)
+WHERE nodes.node_id = v.node_id";
+
+const ROLLUP_SESSIONS: &str = "\
+UPDATE node_sessions s SET
+    events_received = s.events_received + v.received,
+    events_stored = s.events_stored + v.stored,
+    events_rate_limited = s.events_rate_limited + v.rate_limited,
+    decode_failures = s.decode_failures + v.failures,
+    events_dropped = s.events_dropped + v.dropped
+FROM unnest($1::int8[], $2::int8[], $3::int8[], $4::int8[], $5::int8[], $6::int8[])
+    AS v(session_id, received, stored, rate_limited, failures, dropped)
+WHERE s.session_id = v.session_id";
+
+const ROLLUP_HOURLY: &str = "\
+INSERT INTO event_stats_hourly (node_id, event_type, hour, event_count)
+SELECT * FROM unnest($1::text[], $2::int2[], $3::timestamptz[], $4::int8[])
+ON CONFLICT (node_id, event_type, hour)
+DO UPDATE SET event_count = event_stats_hourly.event_count + EXCLUDED.event_count";
+
+const ROLLUP_STATUS: &str = "\
+INSERT INTO node_status (node_id, event_row, timestamp, data)
+SELECT * FROM unnest($1::text[], $2::int8[], $3::timestamptz[], $4::text[]::jsonb[])
+ON CONFLICT (node_id) DO UPDATE SET event_row = EXCLUDED.event_row,
+    timestamp = EXCLUDED.timestamp, data = EXCLUDED.data
+WHERE node_status.event_row < EXCLUDED.event_row";
+
+/// Writes a rollup in one transaction, rows in key order so concurrent writers lock alike.
+pub async fn write_rollup(conn: &mut AsyncPgConnection, rollup: &Rollup) -> Result<(), StoreError> {
+    let mut nodes: Vec<_> = rollup.nodes.iter().collect();
+    nodes.sort_by(|a, b| a.0.cmp(b.0));
+    let mut sessions: Vec<_> = rollup.sessions.iter().collect();
+    sessions.sort_by_key(|(id, _)| **id);
+    let mut hourly: Vec<_> = rollup.hourly.iter().collect();
+    hourly.sort_by(|a, b| a.0.cmp(b.0));
+    let mut status: Vec<_> = rollup.status.iter().collect();
+    status.sort_by(|a, b| a.0.cmp(b.0));
+    let status_json: Vec<&str> = status.iter().map(|(_, s)| &*s.data).collect();
+
+    conn.transaction::<_, diesel::result::Error, _>(async |conn| {
+        if !nodes.is_empty() {
+            diesel::sql_query(ROLLUP_NODES)
+                .bind::<Array<Text>, _>(nodes.iter().map(|n| n.0.as_str()).collect::<Vec<_>>())
+                .bind::<Array<BigInt>, _>(nodes.iter().map(|n| n.1 .0).collect::<Vec<_>>())
+                .bind::<Array<diesel::sql_types::Nullable<Timestamptz>>, _>(
+                    nodes.iter().map(|n| n.1 .1).collect::<Vec<_>>(),
+                )
+                .execute(conn)
+                .await?;
+        }
+        if !sessions.is_empty() {
+            let column = |f: fn(&SessionCounts) -> i64| -> Vec<i64> {
+                sessions.iter().map(|(_, c)| f(c)).collect()
+            };
+            diesel::sql_query(ROLLUP_SESSIONS)
+                .bind::<Array<BigInt>, _>(sessions.iter().map(|(id, _)| **id).collect::<Vec<_>>())
+                .bind::<Array<BigInt>, _>(column(|c| c.received))
+                .bind::<Array<BigInt>, _>(column(|c| c.stored))
+                .bind::<Array<BigInt>, _>(column(|c| c.rate_limited))
+                .bind::<Array<BigInt>, _>(column(|c| c.decode_failures))
+                .bind::<Array<BigInt>, _>(column(|c| c.dropped))
+                .execute(conn)
+                .await?;
+        }
+        if !hourly.is_empty() {
+            diesel::sql_query(ROLLUP_HOURLY)
+                .bind::<Array<Text>, _>(hourly.iter().map(|h| h.0 .0.as_str()).collect::<Vec<_>>())
+                .bind::<Array<SmallInt>, _>(hourly.iter().map(|h| h.0 .1).collect::<Vec<_>>())
+                .bind::<Array<Timestamptz>, _>(hourly.iter().map(|h| h.0 .2).collect::<Vec<_>>())
+                .bind::<Array<BigInt>, _>(hourly.iter().map(|h| *h.1).collect::<Vec<_>>())
+                .execute(conn)
+                .await?;
+        }
+        if !status.is_empty() {
+            diesel::sql_query(ROLLUP_STATUS)
+                .bind::<Array<Text>, _>(status.iter().map(|s| s.0.as_str()).collect::<Vec<_>>())
+                .bind::<Array<BigInt>, _>(status.iter().map(|s| s.1.event_row).collect::<Vec<_>>())
+                .bind::<Array<Timestamptz>, _>(
+                    status.iter().map(|s| s.1.timestamp).collect::<Vec<_>>(),
+                )
+                .bind::<Array<Text>, _>(&status_json)
+                .execute(conn)
+                .await?;
+        }
+        Ok(())
+    })
+    .await?;
+    Ok(())
+}
+
+/// Records a node's connection: its row (created, or refreshed with the new NodeInformation,
+/// keeping counters and first-seen time) and a new session row.
+pub async fn record_connect(
+    conn: &mut AsyncPgConnection,
+    node: &NodeConnection,
+    session: &NewSession,
+) -> Result<(), StoreError> {
+    conn.transaction::<_, diesel::result::Error, _>(async |conn| {
+        let first_seen = node.connected_at.unwrap_or_else(Utc::now);
+        diesel::insert_into(nodes::table)
+            .values((node, nodes::first_seen_at.eq(first_seen)))
+            .on_conflict(nodes::node_id)
+            .do_update()
+            .set(node)
+            .execute(conn)
+            .await?;
+        diesel::insert_into(node_sessions::table)
+            .values(session)
+            .on_conflict_do_nothing()
+            .execute(conn)
+            .await?;
+        Ok(())
+    })
+    .await?;
+    Ok(())
+}
+
+/// Records the end of a session. The node is marked disconnected only if this session is still
+/// its current one: a newer connection of the same node may already have taken over.
+pub async fn record_disconnect(
+    conn: &mut AsyncPgConnection,
+    node_id: &str,
+    session_id: i64,
+    at: DateTime<Utc>,
+    reason: &str,
+) -> Result<(), StoreError> {
+    conn.transaction::<_, diesel::result::Error, _>(async |conn| {
+        diesel::update(node_sessions::table.find(session_id))
+            .set((
+                node_sessions::disconnected_at.eq(at),
+                node_sessions::disconnect_reason.eq(reason),
+            ))
+            .execute(conn)
+            .await?;
+        diesel::update(
+            nodes::table
+                .filter(nodes::node_id.eq(node_id))
+                .filter(nodes::current_session_id.eq(session_id)),
+        )
+        .set((
+            nodes::is_connected.eq(false),
+            nodes::disconnected_at.eq(at),
+            nodes::current_session_id.eq(None::<i64>),
+            nodes::last_seen_at.eq(diesel::dsl::sql::<diesel::sql_types::Nullable<Timestamptz>>(
+                "GREATEST(nodes.last_seen_at, ",
+            )
+            .bind::<Timestamptz, _>(at)
+            .sql(")")),
+        ))
+        .execute(conn)
+        .await?;
+        Ok(())
+    })
+    .await?;
+    Ok(())
+}

@@ -1,0 +1,247 @@
+//! Test harness: a throwaway PostgreSQL database per test, a real TART instance on ephemeral
+//! ports in its own thread, and a fake JAM node speaking JIP-3 over a real TCP socket.
+#![allow(dead_code)] // each test binary uses a different part of the harness
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use diesel::sql_types::{BigInt, Text};
+use diesel::QueryableByName;
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use tart_backend::config::Config;
+use tart_backend::jip3::codec::frame;
+use tart_backend::jip3::generate::{Generate, Generator};
+use tart_backend::jip3::{NodeInformation, TimedEvent};
+use tart_backend::metrics::Metrics;
+use tart_backend::server::{Server, ShutdownTimedOut};
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+
+const BASE_URL: &str = "postgres://postgres@127.0.0.1:5432";
+
+/// A uniquely named database, dropped when the test ends.
+pub struct TestDb {
+    pub url: String,
+}
+
+impl TestDb {
+    pub fn new() -> TestDb {
+        static COUNTER: AtomicU32 = AtomicU32::new(0);
+        let name = format!(
+            "tart_test_{}_{}_{}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::Relaxed),
+            rand::random::<u32>()
+        );
+        let base = std::env::var("TART_TEST_PG").unwrap_or_else(|_| BASE_URL.to_owned());
+        TestDb {
+            url: format!("{base}/{name}"),
+        }
+    }
+
+    pub async fn connect(&self) -> AsyncPgConnection {
+        AsyncPgConnection::establish(&self.url)
+            .await
+            .expect("test database reachable")
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let url = self.url.clone();
+        // Dropping needs async I/O; do it on a runtime of its own, whatever the test used.
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            if let Err(e) = rt.block_on(tart_backend::store::drop_database(&url)) {
+                eprintln!("could not drop test database {url}: {e}");
+            }
+        })
+        .join()
+        .unwrap();
+    }
+}
+
+/// Settings for a test server: ephemeral ports, its own database, quick timers.
+pub fn test_config(db: &TestDb) -> Config {
+    Config {
+        database_url: db.url.clone(),
+        telemetry_bind: "127.0.0.1:0".into(),
+        api_bind: "127.0.0.1:0".into(),
+        rollup_interval_ms: 100,
+        retry_base_ms: 20,
+        retry_max_ms: 200,
+        breaker_probe_ms: 100,
+        shutdown_timeout_secs: 20,
+        ..Config::default()
+    }
+}
+
+/// A TART instance running in a thread of its own (its own actix System).
+pub struct TestServer {
+    pub telemetry_addr: SocketAddr,
+    pub metrics: Arc<Metrics>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<Result<(), ShutdownTimedOut>>>,
+}
+
+impl TestServer {
+    pub async fn start(config: Config) -> TestServer {
+        let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            actix::System::new().block_on(async move {
+                let server = Server::start(config).await.expect("server starts");
+                ready_tx
+                    .send((server.telemetry_addr, server.metrics.clone()))
+                    .ok()
+                    .expect("test is waiting");
+                let _ = stop_rx.await;
+                server.shutdown().await
+            })
+        });
+        let (telemetry_addr, metrics) = ready_rx.await.expect("server started");
+        TestServer {
+            telemetry_addr,
+            metrics,
+            stop: Some(stop_tx),
+            thread: Some(thread),
+        }
+    }
+
+    /// Graceful shutdown, as on SIGTERM; returns once everything queued is written.
+    pub async fn shutdown(mut self) -> Result<(), ShutdownTimedOut> {
+        self.stop_and_join().await
+    }
+
+    async fn stop_and_join(&mut self) -> Result<(), ShutdownTimedOut> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        let thread = self.thread.take().expect("joined once");
+        tokio::task::spawn_blocking(move || thread.join().expect("server thread"))
+            .await
+            .unwrap()
+    }
+
+    pub fn metric(&self, name: &str) -> f64 {
+        metric_value(&self.metrics.render(), name)
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+            if let Some(thread) = self.thread.take() {
+                let _ = thread.join();
+            }
+        }
+    }
+}
+
+/// The value of a metric (the sum over its label sets) in Prometheus text format.
+pub fn metric_value(text: &str, name: &str) -> f64 {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| {
+            let (key, value) = l.rsplit_once(' ')?;
+            let bare = key.split('{').next()?;
+            (bare == name || key == name).then(|| value.parse::<f64>().ok())?
+        })
+        .sum()
+}
+
+/// A NodeInformation with a predictable Peer ID (all bytes `seed`) and `cores` cores.
+pub fn node_info(seed: u8, cores: u16) -> NodeInformation {
+    let mut info = NodeInformation::generate(&mut Generator::new(u64::from(seed), cores));
+    info.peer_id.0 = [seed; 32];
+    info.implementation_name = "test-node".into();
+    info
+}
+
+/// A fake JAM node: a real TCP connection speaking JIP-3.
+pub struct FakeNode {
+    pub socket: TcpStream,
+    pub info: NodeInformation,
+}
+
+impl FakeNode {
+    /// Connects and sends NodeInformation.
+    pub async fn connect(addr: SocketAddr, info: NodeInformation) -> FakeNode {
+        let mut node = FakeNode {
+            socket: TcpStream::connect(addr).await.expect("connect"),
+            info,
+        };
+        let body = node.info.to_bytes();
+        node.send_body(&body).await;
+        node
+    }
+
+    pub fn node_id(&self) -> String {
+        self.info.node_id()
+    }
+
+    pub async fn send_body(&mut self, body: &[u8]) {
+        self.socket.write_all(&frame(body)).await.expect("send");
+    }
+
+    /// Sends many events in one write, as a busy node would.
+    pub async fn send_events(&mut self, events: &[TimedEvent]) {
+        let bytes: Vec<u8> = events.iter().flat_map(|e| frame(&e.to_bytes())).collect();
+        self.socket.write_all(&bytes).await.expect("send");
+    }
+
+    /// True once the server has closed the connection.
+    pub async fn closed_by_server(&mut self, within: Duration) -> bool {
+        use tokio::io::AsyncReadExt;
+        let mut buf = [0u8; 16];
+        matches!(
+            tokio::time::timeout(within, self.socket.read(&mut buf)).await,
+            Ok(Ok(0)) | Ok(Err(_))
+        )
+    }
+}
+
+/// Polls `check` until it returns true or `within` passes.
+pub async fn eventually<F, Fut>(within: Duration, mut check: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        if check().await {
+            return true;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[derive(QueryableByName)]
+struct Count {
+    #[diesel(sql_type = BigInt)]
+    n: i64,
+}
+
+/// Runs a `SELECT count(*) AS n ...` with one text parameter.
+pub async fn count(conn: &mut AsyncPgConnection, sql: &str, param: &str) -> i64 {
+    diesel::sql_query(sql)
+        .bind::<Text, _>(param)
+        .get_result::<Count>(conn)
+        .await
+        .map(|c| c.n)
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+}
+
+/// A JIP-3 timestamp for "now plus `offset` µs", so events look current.
+pub fn jam_now(offset: u64) -> u64 {
+    tart_backend::jip3::time::now() + offset
+}
