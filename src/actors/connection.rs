@@ -4,7 +4,7 @@
 use std::fmt;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use bytes::Bytes;
@@ -22,6 +22,10 @@ use crate::store::write::SessionCounts;
 
 /// Most frames handed on from one read; also the most queue permits one connection asks for.
 pub const MAX_READ_BATCH: usize = 512;
+/// When asked to close, a connection first reads what the node already sent: until the socket
+/// has been quiet this long, or at most `DRAIN_MAX`, so a shutdown loses nothing in flight.
+const DRAIN_IDLE: Duration = Duration::from_millis(250);
+const DRAIN_MAX: Duration = Duration::from_secs(2);
 
 /// Why a connection ended: the log line, the session row and the metric label.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -83,6 +87,8 @@ pub struct Connection {
     socket: Option<TcpStream>,
     session: Option<Session>,
     close_reason: CloseReason,
+    last_read: Instant,
+    draining: bool,
 }
 
 impl Connection {
@@ -101,6 +107,8 @@ impl Connection {
             socket: Some(socket),
             session: None,
             close_reason: CloseReason::NodeClosed,
+            last_read: Instant::now(),
+            draining: false,
         }
     }
 
@@ -280,6 +288,7 @@ impl Actor for Connection {
 impl StreamHandler<Vec<Result<Bytes, FrameError>>> for Connection {
     fn handle(&mut self, frames: Vec<Result<Bytes, FrameError>>, ctx: &mut Context<Self>) {
         let read_at = Instant::now();
+        self.last_read = read_at;
         let mut decoded = Vec::with_capacity(frames.len());
         let mut fatal = None;
         for frame in frames {
@@ -334,6 +343,19 @@ impl Handler<Close> for Connection {
     type Result = ();
 
     fn handle(&mut self, Close(reason): Close, ctx: &mut Context<Self>) {
-        self.close(reason, ctx);
+        if self.session.is_none() {
+            return self.close(reason, ctx);
+        }
+        if self.draining {
+            return;
+        }
+        self.close_reason = reason;
+        self.draining = true;
+        let started = Instant::now();
+        ctx.run_interval(DRAIN_IDLE / 5, move |act, ctx| {
+            if act.last_read.elapsed() >= DRAIN_IDLE || started.elapsed() >= DRAIN_MAX {
+                ctx.stop();
+            }
+        });
     }
 }

@@ -1,0 +1,184 @@
+//! Failure and lifecycle behaviour: a database outage mid-stream, backpressure, and a graceful
+//! shutdown of the real binary on SIGTERM.
+
+mod harness;
+
+use std::io::BufRead;
+use std::time::Duration;
+
+use diesel::sql_types::Text;
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use harness::*;
+use tart_backend::jip3::generate::Generator;
+use tart_backend::jip3::{Event, TimedEvent};
+
+const WAIT: Duration = Duration::from_secs(30);
+
+/// `n` BestBlockChanged events with increasing slots.
+fn block_events(n: u64) -> Vec<TimedEvent> {
+    let mut generator = Generator::new(n, 2);
+    (0..n)
+        .map(|i| {
+            let mut event = Event::generate(11, &mut generator).unwrap();
+            if let Event::BestBlockChanged { slot, .. } = &mut event {
+                *slot = i as u32;
+            }
+            TimedEvent {
+                timestamp: jam_now(i),
+                event,
+            }
+        })
+        .collect()
+}
+
+async fn stored_and_distinct(db: &TestDb, node_id: &str) -> (i64, i64) {
+    let conn = &mut db.connect().await;
+    let all = count(conn, "SELECT count(*) AS n FROM events WHERE node_id = $1", node_id).await;
+    let distinct = count(
+        conn,
+        "SELECT count(DISTINCT event_id) AS n FROM events WHERE node_id = $1",
+        node_id,
+    )
+    .await;
+    (all, distinct)
+}
+
+/// Refuses or allows new connections to the test database, and cuts the open ones.
+async fn set_database_reachable(db: &TestDb, reachable: bool) {
+    let (base, name) = db.url.rsplit_once('/').unwrap();
+    let mut admin = AsyncPgConnection::establish(&format!("{base}/postgres"))
+        .await
+        .unwrap();
+    diesel::sql_query(format!(
+        "ALTER DATABASE \"{name}\" ALLOW_CONNECTIONS {reachable}"
+    ))
+    .execute(&mut admin)
+    .await
+    .unwrap();
+    if !reachable {
+        diesel::sql_query(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE datname = $1 AND pid <> pg_backend_pid()",
+        )
+        .bind::<Text, _>(name)
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    }
+}
+
+#[tokio::test]
+async fn a_database_outage_loses_nothing_and_duplicates_nothing() {
+    let db = TestDb::new();
+    let mut config = test_config(&db);
+    config.rate_limit_per_sec = 0;
+    config.queue_capacity = 2_000;
+    let server = TestServer::start(config).await;
+    let mut node = FakeNode::connect(server.telemetry_addr, node_info(20, 2)).await;
+    let id = node.node_id();
+    let events = block_events(8_000);
+
+    node.send_events(&events[..1_000]).await;
+    assert!(eventually(WAIT, || async { stored_and_distinct(&db, &id).await.0 == 1_000 }).await);
+
+    set_database_reachable(&db, false).await;
+    // More than the queue holds: the connection must stop reading (backpressure), not drop.
+    let rest = events[1_000..].to_vec();
+    let sender = tokio::spawn(async move {
+        node.send_events(&rest).await;
+        node
+    });
+    assert!(
+        eventually(WAIT, || async {
+            server.metric("telemetry_database_circuit_open") == 1.0
+        })
+        .await,
+        "the circuit breaker opens"
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let pending = server.metric("telemetry_buffer_pending");
+    assert!(
+        pending > 0.0 && pending <= 2_000.0,
+        "queue stays within its bound: {pending}"
+    );
+    assert!(server.metric("telemetry_batch_write_failures") >= 1.0);
+
+    set_database_reachable(&db, true).await;
+    let node = sender.await.unwrap();
+    assert!(
+        eventually(WAIT, || async { stored_and_distinct(&db, &id).await == (8_000, 8_000) }).await,
+        "every event stored exactly once after the outage: {:?}",
+        stored_and_distinct(&db, &id).await
+    );
+    assert_eq!(server.metric("telemetry_database_circuit_open"), 0.0);
+    assert!(
+        eventually(WAIT, || async {
+            count(
+                &mut db.connect().await,
+                "SELECT events_stored AS n FROM node_sessions WHERE node_id = $1",
+                &id,
+            )
+            .await
+                == 8_000
+        })
+        .await,
+        "session counters count each stored event once"
+    );
+    drop(node);
+}
+
+#[tokio::test]
+async fn sigterm_writes_everything_sent_and_exits_zero() {
+    let db = TestDb::new();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_tart-backend"))
+        .args([
+            "--telemetry-bind",
+            "127.0.0.1:0",
+            "--api-bind",
+            "127.0.0.1:0",
+            "--set",
+            "rate_limit_per_sec=0",
+        ])
+        .env("DATABASE_URL", &db.url)
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("binary starts");
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    stdout.read_line(&mut line).unwrap();
+    let addr = line
+        .split_whitespace()
+        .find_map(|word| word.strip_prefix("telemetry="))
+        .unwrap_or_else(|| panic!("no telemetry address in {line:?}"))
+        .parse()
+        .unwrap();
+
+    let mut node = FakeNode::connect(addr, node_info(21, 2)).await;
+    let events = block_events(20_000);
+    node.send_events(&events).await;
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let exit = tokio::task::spawn_blocking(move || child.wait().unwrap())
+        .await
+        .unwrap();
+    assert!(exit.success(), "exit status {exit:?}");
+    assert_eq!(
+        stored_and_distinct(&db, &node.node_id()).await,
+        (20_000, 20_000)
+    );
+    let conn = &mut db.connect().await;
+    assert_eq!(
+        count(
+            conn,
+            "SELECT count(*) AS n FROM node_sessions WHERE node_id = $1 \
+             AND disconnect_reason = 'server shutting down' AND events_stored = 20000",
+            &node.node_id(),
+        )
+        .await,
+        1
+    );
+}
