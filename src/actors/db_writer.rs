@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
+use diesel_async::AsyncConnection;
 use rand::Rng;
 use tokio::sync::oneshot;
 
@@ -77,13 +78,20 @@ pub struct DbWriter {
 }
 
 impl DbWriter {
-    pub fn new(pool: Pool, config: &Config, budget: Arc<QueueBudget>, metrics: Arc<Metrics>) -> Self {
+    pub fn new(
+        pool: Pool,
+        config: &Config,
+        budget: Arc<QueueBudget>,
+        metrics: Arc<Metrics>,
+    ) -> Self {
         DbWriter {
             pool,
             settings: Settings {
                 batch_size: config.batch_size,
                 flush_interval: config.flush_interval(),
-                max_in_flight: config.pool_size as usize,
+                // One pooled connection stays free for the serial lane, so node bookkeeping is
+                // never starved by event writes.
+                max_in_flight: (config.pool_size as usize).saturating_sub(1).max(1),
                 retry_base: Duration::from_millis(config.retry_base_ms),
                 retry_max: Duration::from_millis(config.retry_max_ms),
                 breaker_threshold: config.breaker_threshold.max(1),
@@ -178,8 +186,15 @@ impl DbWriter {
         }));
     }
 
-    fn write_succeeded(&mut self, job: Vec<EventBatch>, inserted: Vec<InsertedCount>, took: Duration) {
-        self.metrics.batch_write_duration.observe(took.as_secs_f64());
+    fn write_succeeded(
+        &mut self,
+        job: Vec<EventBatch>,
+        inserted: Vec<InsertedCount>,
+        took: Duration,
+    ) {
+        self.metrics
+            .batch_write_duration
+            .observe(took.as_secs_f64());
         self.record_success();
         let node_of: HashMap<i64, &str> = job.iter().map(|b| (b.session_id, &*b.node_id)).collect();
         let mut stored = 0;
@@ -261,28 +276,32 @@ impl DbWriter {
         );
     }
 
+    /// Runs everything queued in the serial lane as one transaction, in order: a thousand nodes
+    /// connecting at once cost one commit, not a thousand.
     fn pump_meta(&mut self, ctx: &mut Context<Self>) {
         if self.meta_busy || self.meta.is_empty() || !self.database_available(ctx) {
             return;
         }
-        let op = self.meta.pop_front().expect("checked non-empty");
+        let ops: Vec<MetaOp> = self.meta.drain(..).collect();
         self.meta_busy = true;
         let pool = self.pool.clone();
         let run = async move {
-            let result = run_meta(&pool, &op).await;
-            (op, result)
+            let result = run_meta(&pool, &ops).await;
+            (ops, result)
         };
-        ctx.spawn(run.into_actor(self).map(|(op, result), act, ctx| {
+        ctx.spawn(run.into_actor(self).map(|(ops, result), act, ctx| {
             act.meta_busy = false;
             match result {
                 Ok(()) => {
-                    if matches!(op, MetaOp::Rollup(_)) {
+                    if ops.iter().any(|op| matches!(op, MetaOp::Rollup(_))) {
                         act.rollup_queued = false;
                     }
                     act.record_success();
                 }
                 Err(e) => {
-                    act.meta.push_front(op);
+                    for op in ops.into_iter().rev() {
+                        act.meta.push_front(op);
+                    }
                     act.record_failure("recording node state", &e);
                 }
             }
@@ -369,7 +388,9 @@ async fn write_job(pool: &Pool, job: &[EventBatch]) -> Result<Vec<InsertedCount>
 fn block_row(event: &Event) -> Option<NewBlock> {
     let (kind, slot, hash) = match event {
         Event::BestBlockChanged { slot, header_hash } => ("best", Some(*slot), header_hash),
-        Event::FinalizedBlockChanged { slot, header_hash } => ("finalized", Some(*slot), header_hash),
+        Event::FinalizedBlockChanged { slot, header_hash } => {
+            ("finalized", Some(*slot), header_hash)
+        }
         Event::Authored { outline, .. } => ("authored", None, &outline.header_hash),
         _ => return None,
     };
@@ -383,15 +404,23 @@ fn block_row(event: &Event) -> Option<NewBlock> {
     })
 }
 
-async fn run_meta(pool: &Pool, op: &MetaOp) -> Result<(), StoreError> {
+async fn run_meta(pool: &Pool, ops: &[MetaOp]) -> Result<(), StoreError> {
     let mut conn = pool.get().await?;
-    match op {
-        MetaOp::Connect(c) => write::record_connect(&mut conn, &c.node, &c.session).await,
-        MetaOp::Disconnect(e) => {
-            write::record_disconnect(&mut conn, &e.node_id, e.session_id, e.at, &e.reason).await
+    conn.transaction::<_, diesel::result::Error, _>(async |conn| {
+        for op in ops {
+            match op {
+                MetaOp::Connect(c) => write::record_connect(conn, &c.node, &c.session).await?,
+                MetaOp::Disconnect(e) => {
+                    write::record_disconnect(conn, &e.node_id, e.session_id, e.at, &e.reason)
+                        .await?
+                }
+                MetaOp::Rollup(rollup) => write::write_rollup(conn, rollup).await?,
+            }
         }
-        MetaOp::Rollup(rollup) => write::write_rollup(&mut conn, rollup).await,
-    }
+        Ok(())
+    })
+    .await?;
+    Ok(())
 }
 
 impl Actor for DbWriter {

@@ -200,7 +200,6 @@ impl Rollup {
             }
         }
     }
-
 }
 
 const ROLLUP_NODES: &str = "\
@@ -233,8 +232,11 @@ ON CONFLICT (node_id) DO UPDATE SET event_row = EXCLUDED.event_row,
     timestamp = EXCLUDED.timestamp, data = EXCLUDED.data
 WHERE node_status.event_row < EXCLUDED.event_row";
 
-/// Writes a rollup in one transaction, rows in key order so concurrent writers lock alike.
-pub async fn write_rollup(conn: &mut AsyncPgConnection, rollup: &Rollup) -> Result<(), StoreError> {
+/// Writes a rollup, rows in key order so concurrent writers lock alike. Call inside a transaction.
+pub async fn write_rollup(
+    conn: &mut AsyncPgConnection,
+    rollup: &Rollup,
+) -> Result<(), diesel::result::Error> {
     let mut nodes: Vec<_> = rollup.nodes.iter().collect();
     nodes.sort_by(|a, b| a.0.cmp(b.0));
     let mut sessions: Vec<_> = rollup.sessions.iter().collect();
@@ -245,7 +247,7 @@ pub async fn write_rollup(conn: &mut AsyncPgConnection, rollup: &Rollup) -> Resu
     status.sort_by(|a, b| a.0.cmp(b.0));
     let status_json: Vec<&str> = status.iter().map(|(_, s)| &*s.data).collect();
 
-    conn.transaction::<_, diesel::result::Error, _>(async |conn| {
+    {
         if !nodes.is_empty() {
             diesel::sql_query(ROLLUP_NODES)
                 .bind::<Array<Text>, _>(nodes.iter().map(|n| n.0.as_str()).collect::<Vec<_>>())
@@ -290,75 +292,61 @@ pub async fn write_rollup(conn: &mut AsyncPgConnection, rollup: &Rollup) -> Resu
                 .execute(conn)
                 .await?;
         }
-        Ok(())
-    })
-    .await?;
+    }
     Ok(())
 }
 
 /// Records a node's connection: its row (created, or refreshed with the new NodeInformation,
-/// keeping counters and first-seen time) and a new session row.
+/// keeping counters and first-seen time) and a new session row. Call inside a transaction.
 pub async fn record_connect(
     conn: &mut AsyncPgConnection,
     node: &NodeConnection,
     session: &NewSession,
-) -> Result<(), StoreError> {
-    conn.transaction::<_, diesel::result::Error, _>(async |conn| {
-        let first_seen = node.connected_at.unwrap_or_else(Utc::now);
-        diesel::insert_into(nodes::table)
-            .values((node, nodes::first_seen_at.eq(first_seen)))
-            .on_conflict(nodes::node_id)
-            .do_update()
-            .set(node)
-            .execute(conn)
-            .await?;
-        diesel::insert_into(node_sessions::table)
-            .values(session)
-            .on_conflict_do_nothing()
-            .execute(conn)
-            .await?;
-        Ok(())
-    })
-    .await?;
+) -> Result<(), diesel::result::Error> {
+    let first_seen = node.connected_at.unwrap_or_else(Utc::now);
+    diesel::insert_into(nodes::table)
+        .values((node, nodes::first_seen_at.eq(first_seen)))
+        .on_conflict(nodes::node_id)
+        .do_update()
+        .set(node)
+        .execute(conn)
+        .await?;
+    diesel::insert_into(node_sessions::table)
+        .values(session)
+        .on_conflict_do_nothing()
+        .execute(conn)
+        .await?;
     Ok(())
 }
 
 /// Records the end of a session. The node is marked disconnected only if this session is still
-/// its current one: a newer connection of the same node may already have taken over.
+/// its current one: a newer connection of the same node may already have taken over. Call inside
+/// a transaction.
 pub async fn record_disconnect(
     conn: &mut AsyncPgConnection,
     node_id: &str,
     session_id: i64,
     at: DateTime<Utc>,
     reason: &str,
-) -> Result<(), StoreError> {
-    conn.transaction::<_, diesel::result::Error, _>(async |conn| {
-        diesel::update(node_sessions::table.find(session_id))
-            .set((
-                node_sessions::disconnected_at.eq(at),
-                node_sessions::disconnect_reason.eq(reason),
-            ))
-            .execute(conn)
-            .await?;
-        diesel::update(
-            nodes::table
-                .filter(nodes::node_id.eq(node_id))
-                .filter(nodes::current_session_id.eq(session_id)),
-        )
+) -> Result<(), diesel::result::Error> {
+    diesel::update(node_sessions::table.find(session_id))
         .set((
-            nodes::is_connected.eq(false),
-            nodes::disconnected_at.eq(at),
-            nodes::current_session_id.eq(None::<i64>),
-            nodes::last_seen_at.eq(diesel::dsl::sql::<diesel::sql_types::Nullable<Timestamptz>>(
-                "GREATEST(nodes.last_seen_at, ",
-            )
-            .bind::<Timestamptz, _>(at)
-            .sql(")")),
+            node_sessions::disconnected_at.eq(at),
+            node_sessions::disconnect_reason.eq(reason),
         ))
         .execute(conn)
         .await?;
-        Ok(())
-    })
+    diesel::update(
+        nodes::table
+            .filter(nodes::node_id.eq(node_id))
+            .filter(nodes::current_session_id.eq(session_id)),
+    )
+    .set((
+        nodes::is_connected.eq(false),
+        nodes::disconnected_at.eq(at),
+        nodes::current_session_id.eq(None::<i64>),
+    ))
+    .execute(conn)
     .await?;
     Ok(())
 }
