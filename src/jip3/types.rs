@@ -1,6 +1,7 @@
 //! The JIP-3 types shared by NodeInformation and the events (JIP-3 §Types, FACTS.md §5–6), with
 //! their byte form (`Wire`), their JSON form (serde) and random values (`Generate`).
 
+use std::borrow::Cow;
 use std::fmt;
 use std::net::{IpAddr, Ipv6Addr};
 
@@ -158,7 +159,7 @@ impl Generate for CoreBitfield {
 }
 
 /// `String<N>`: UTF-8 of at most N bytes behind a `len++` prefix.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Default)]
 #[serde(transparent)]
 pub struct BoundedString<const N: usize>(pub String);
 
@@ -168,6 +169,22 @@ pub type Reason = BoundedString<128>;
 impl<const N: usize> BoundedString<N> {
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+
+    /// The text as stored and shown. NUL is valid UTF-8, but PostgreSQL refuses it in text and
+    /// JSONB (a whole batch would fail), so it becomes U+FFFD here; the wire form keeps it.
+    pub fn storable(&self) -> Cow<'_, str> {
+        if self.0.contains('\0') {
+            Cow::Owned(self.0.replace('\0', "\u{FFFD}"))
+        } else {
+            Cow::Borrowed(&self.0)
+        }
+    }
+}
+
+impl<const N: usize> Serialize for BoundedString<N> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.storable())
     }
 }
 
