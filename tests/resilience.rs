@@ -182,3 +182,127 @@ async fn sigterm_writes_everything_sent_and_exits_zero() {
         1
     );
 }
+
+#[tokio::test]
+async fn nul_characters_in_strings_are_stored_as_replacement_characters() {
+    let db = TestDb::new();
+    let server = TestServer::start(test_config(&db)).await;
+    let mut info = node_info(22, 2);
+    info.note = "before\0after".into();
+    let mut node = FakeNode::connect(server.telemetry_addr, info).await;
+    let event = TimedEvent {
+        timestamp: jam_now(0),
+        event: Event::PeerMisbehaved {
+            peer_id: tart_backend::jip3::types::Hash([1; 32]),
+            reason: "bad\0peer".into(),
+        },
+    };
+    node.send_events(&[event]).await;
+    let id = node.node_id();
+    assert!(eventually(WAIT, || async { stored_and_distinct(&db, &id).await.0 == 1 }).await);
+    let conn = &mut db.connect().await;
+    assert_eq!(
+        count(
+            conn,
+            "SELECT count(*) AS n FROM events WHERE node_id = $1 \
+             AND data->'PeerMisbehaved'->>'reason' = 'bad\u{FFFD}peer'",
+            &id
+        )
+        .await,
+        1
+    );
+    assert!(
+        eventually(WAIT, || async {
+            count(
+                &mut db.connect().await,
+                "SELECT count(*) AS n FROM nodes WHERE node_id = $1 AND note = 'before\u{FFFD}after'",
+                &id,
+            )
+            .await
+                == 1
+        })
+        .await
+    );
+}
+
+/// A row PostgreSQL refuses (here JSON with a NUL escape, which the codec never produces) must
+/// not stall the writer: it is isolated and kept as a decode failure, its batch-mates are stored.
+#[tokio::test]
+async fn a_row_the_database_refuses_is_isolated_and_kept_as_a_failure() {
+    use actix::Actor;
+    use std::sync::Arc;
+    use tart_backend::actors::budget::QueueBudget;
+    use tart_backend::actors::db_writer::{DbWriter, Drain};
+    use tart_backend::actors::{EventBatch, IngestEvent, Payload};
+
+    let db = TestDb::new();
+    let config = test_config(&db);
+    let url = db.url.clone();
+    let batch_events: Vec<IngestEvent> = block_events(10)
+        .into_iter()
+        .enumerate()
+        .map(|(i, event)| {
+            let mut json: Arc<str> = serde_json::to_string(&event.event).unwrap().into();
+            if i == 6 {
+                json = r#"{"BestBlockChanged":{"slot":6,"header_hash":"\u0000"}}"#.into();
+            }
+            IngestEvent {
+                id: 1_000 + i as i64,
+                event_id: i as u64,
+                received_at: chrono::Utc::now(),
+                payload: Payload::Decoded {
+                    timestamp: event.timestamp,
+                    event: event.event,
+                    json,
+                },
+            }
+        })
+        .collect();
+    let metrics = tokio::task::spawn_blocking(move || {
+        actix::System::new().block_on(async move {
+            tart_backend::store::prepare(&url).await.unwrap();
+            tart_backend::store::partitions::maintain(
+                &tart_backend::store::create_pool(&url, 1).await.unwrap(),
+                1,
+                30,
+            )
+            .await
+            .unwrap();
+            let metrics = Arc::new(tart_backend::metrics::Metrics::new());
+            let budget = Arc::new(QueueBudget::new(100, metrics.buffer_pending.clone()));
+            budget.acquire(10).await;
+            let pool = tart_backend::store::create_pool(&url, 2).await.unwrap();
+            let writer = DbWriter::new(pool, &config, budget, metrics.clone()).start();
+            writer.do_send(EventBatch {
+                node_id: "ab".repeat(32).into(),
+                session_id: 7,
+                read_at: std::time::Instant::now(),
+                events: batch_events,
+                counts: Default::default(),
+                gaps: Vec::new(),
+            });
+            writer.send(Drain).await.unwrap();
+            metrics
+        })
+    })
+    .await
+    .unwrap();
+    let conn = &mut db.connect().await;
+    let node = "ab".repeat(32);
+    assert_eq!(
+        count(conn, "SELECT count(*) AS n FROM events WHERE node_id = $1", &node).await,
+        9
+    );
+    assert_eq!(
+        count(
+            conn,
+            "SELECT count(*) AS n FROM decode_failures WHERE node_id = $1 AND event_id = 6 \
+             AND error LIKE 'refused by PostgreSQL%'",
+            &node
+        )
+        .await,
+        1
+    );
+    assert_eq!(metrics.decode_failures.get(), 1);
+    assert_eq!(metrics.events_stored.get(), 9);
+}

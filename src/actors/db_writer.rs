@@ -15,12 +15,12 @@ use rand::Rng;
 use tokio::sync::oneshot;
 
 use super::budget::QueueBudget;
-use super::{EventBatch, Payload, SessionEnded};
+use super::{EventBatch, IngestEvent, Payload, SessionEnded};
 use crate::config::Config;
 use crate::jip3::types::to_hex;
 use crate::jip3::Event;
 use crate::metrics::Metrics;
-use crate::store::models::{NewBlock, NewDecodeFailure, NewSession, NodeConnection};
+use crate::store::models::{NewBlock, NewDecodeFailure, NewSession, NodeConnection, RateLimitGap};
 use crate::store::write::{self, BatchWrite, InsertedCount, LatestStatus, Rollup};
 use crate::store::{Pool, StoreError};
 
@@ -178,7 +178,7 @@ impl DbWriter {
         ctx.spawn(write.into_actor(self).map(|(job, result, took), act, ctx| {
             act.in_flight -= 1;
             match result {
-                Ok(inserted) => act.write_succeeded(job, inserted, took),
+                Ok(outcome) => act.write_succeeded(job, outcome, took),
                 Err(e) => act.write_failed(job, e),
             }
             act.pump(ctx, false);
@@ -186,12 +186,12 @@ impl DbWriter {
         }));
     }
 
-    fn write_succeeded(
-        &mut self,
-        job: Vec<EventBatch>,
-        inserted: Vec<InsertedCount>,
-        took: Duration,
-    ) {
+    fn write_succeeded(&mut self, job: Vec<EventBatch>, outcome: JobOutcome, took: Duration) {
+        for session_id in outcome.refused_sessions {
+            self.metrics.decode_failures.inc();
+            self.rollup.session(session_id).decode_failures += 1;
+        }
+        let inserted = outcome.inserted;
         self.metrics
             .batch_write_duration
             .observe(took.as_secs_f64());
@@ -338,50 +338,152 @@ impl DbWriter {
     }
 }
 
-/// Builds the rows of one job and writes them in one transaction.
-async fn write_job(pool: &Pool, job: &[EventBatch]) -> Result<Vec<InsertedCount>, StoreError> {
-    let mut rows = BatchWrite::default();
-    for batch in job {
-        rows.gaps.extend(batch.gaps.iter().cloned());
-        for event in &batch.events {
-            match &event.payload {
-                Payload::Decoded {
-                    timestamp,
-                    event: decoded,
-                    json,
-                } => {
-                    let e = &mut rows.events;
-                    e.id.push(event.id);
-                    e.node_id.push(&batch.node_id);
-                    e.session_id.push(batch.session_id);
-                    e.event_id.push(event.event_id as i64);
-                    e.event_type.push(i16::from(decoded.discriminator()));
-                    e.timestamp.push(crate::jip3::time::to_datetime(*timestamp));
-                    e.created_at.push(event.received_at);
-                    e.data.push(json);
-                    if let Some(block) = block_row(decoded) {
-                        rows.blocks.push(NewBlock {
-                            event_row: event.id,
-                            node_id: batch.node_id.to_string(),
-                            timestamp: event.event_time(),
-                            ..block
-                        });
-                    }
+/// One event of a job, with the batch (node, session) it came in.
+#[derive(Clone, Copy)]
+struct JobEvent<'a> {
+    batch: &'a EventBatch,
+    event: &'a IngestEvent,
+}
+
+/// What a job wrote: rows really inserted, and the sessions of events PostgreSQL refused.
+struct JobOutcome {
+    inserted: Vec<InsertedCount>,
+    refused_sessions: Vec<i64>,
+}
+
+/// Writes one job in one transaction. If that fails while the database answers, the rows
+/// themselves were refused: the job is bisected until each refused event stands alone, and those
+/// are kept as decode failures with the database's reason, so one bad row cannot stall ingest.
+async fn write_job(pool: &Pool, job: &[EventBatch]) -> Result<JobOutcome, StoreError> {
+    let events: Vec<JobEvent<'_>> = job
+        .iter()
+        .flat_map(|batch| batch.events.iter().map(move |event| JobEvent { batch, event }))
+        .collect();
+    let gaps: Vec<RateLimitGap> = job.iter().flat_map(|b| b.gaps.iter().cloned()).collect();
+    let error = match write_rows(pool, &events, &gaps, &[]).await {
+        Ok(inserted) => {
+            return Ok(JobOutcome {
+                inserted,
+                refused_sessions: Vec::new(),
+            })
+        }
+        Err(error) => error,
+    };
+    if crate::store::ping(pool).await.is_err() {
+        return Err(error);
+    }
+    let mut inserted = Vec::new();
+    let mut refused = Vec::new();
+    isolate(pool, &events, &mut inserted, &mut refused).await?;
+    inserted.extend(write_rows(pool, &[], &gaps, &refused).await?);
+    for (refused_event, reason) in &refused {
+        log::error!(
+            "PostgreSQL refused event {} of node {} (session {}): {reason}; kept in decode_failures",
+            refused_event.event.event_id,
+            refused_event.batch.node_id,
+            refused_event.batch.session_id
+        );
+    }
+    Ok(JobOutcome {
+        inserted,
+        refused_sessions: refused.iter().map(|(e, _)| e.batch.session_id).collect(),
+    })
+}
+
+/// Writes `events` in halves until the ones PostgreSQL refuses stand alone in `refused`.
+fn isolate<'a, 'j>(
+    pool: &'a Pool,
+    events: &'a [JobEvent<'j>],
+    inserted: &'a mut Vec<InsertedCount>,
+    refused: &'a mut Vec<(JobEvent<'j>, String)>,
+) -> futures_util::future::BoxFuture<'a, Result<(), StoreError>>
+where
+    'j: 'a,
+{
+    Box::pin(async move {
+        match write_rows(pool, events, &[], &[]).await {
+            Ok(counts) => inserted.extend(counts),
+            Err(error) if events.len() == 1 => {
+                // Only a database that still answers is refusing this row; otherwise it is an
+                // outage and the whole job is retried later.
+                crate::store::ping(pool).await?;
+                refused.push((events[0], error.to_string()));
+            }
+            Err(_) => {
+                let (left, right) = events.split_at(events.len() / 2);
+                isolate(pool, left, inserted, refused).await?;
+                isolate(pool, right, inserted, refused).await?;
+            }
+        }
+        Ok(())
+    })
+}
+
+/// Builds the rows of some events (and gaps, and events to keep as refused) and writes them in
+/// one transaction.
+async fn write_rows(
+    pool: &Pool,
+    events: &[JobEvent<'_>],
+    gaps: &[RateLimitGap],
+    refused: &[(JobEvent<'_>, String)],
+) -> Result<Vec<InsertedCount>, StoreError> {
+    let mut rows = BatchWrite {
+        gaps: gaps.to_vec(),
+        ..BatchWrite::default()
+    };
+    for JobEvent { batch, event } in events {
+        match &event.payload {
+            Payload::Decoded {
+                timestamp,
+                event: decoded,
+                json,
+            } => {
+                let e = &mut rows.events;
+                e.id.push(event.id);
+                e.node_id.push(&batch.node_id);
+                e.session_id.push(batch.session_id);
+                e.event_id.push(event.event_id as i64);
+                e.event_type.push(i16::from(decoded.discriminator()));
+                e.timestamp.push(crate::jip3::time::to_datetime(*timestamp));
+                e.created_at.push(event.received_at);
+                e.data.push(json);
+                if let Some(block) = block_row(decoded) {
+                    rows.blocks.push(NewBlock {
+                        event_row: event.id,
+                        node_id: batch.node_id.to_string(),
+                        timestamp: event.event_time(),
+                        ..block
+                    });
                 }
-                Payload::Failed { raw, error } => rows.failures.push(NewDecodeFailure {
-                    id: event.id,
-                    node_id: batch.node_id.to_string(),
-                    session_id: batch.session_id,
-                    event_id: event.event_id as i64,
-                    created_at: event.received_at,
-                    error: error.clone(),
-                    raw: raw.to_vec(),
-                }),
+            }
+            Payload::Failed { raw, error } => {
+                rows.failures
+                    .push(failure_row(batch, event, error.clone(), raw.to_vec()))
             }
         }
     }
+    for (JobEvent { batch, event }, reason) in refused {
+        let raw = match &event.payload {
+            Payload::Decoded { json, .. } => json.as_bytes().to_vec(),
+            Payload::Failed { raw, .. } => raw.to_vec(),
+        };
+        let error = format!("refused by PostgreSQL: {reason}");
+        rows.failures.push(failure_row(batch, event, error, raw));
+    }
     let mut conn = pool.get().await?;
     write::write_batch(&mut conn, &rows).await
+}
+
+fn failure_row(batch: &EventBatch, event: &IngestEvent, error: String, raw: Vec<u8>) -> NewDecodeFailure {
+    NewDecodeFailure {
+        id: event.id,
+        node_id: batch.node_id.to_string(),
+        session_id: batch.session_id,
+        event_id: event.event_id as i64,
+        created_at: event.received_at,
+        error,
+        raw,
+    }
 }
 
 /// The `blocks` row an event stands for, if any (ids, node and time filled in by the caller).
