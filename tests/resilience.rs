@@ -306,3 +306,18 @@ async fn a_row_the_database_refuses_is_isolated_and_kept_as_a_failure() {
     assert_eq!(metrics.decode_failures.get(), 1);
     assert_eq!(metrics.events_stored.get(), 9);
 }
+
+#[test]
+fn an_unreachable_database_is_reported_clearly_and_exits_non_zero() {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_tart-backend"))
+        .args(["--telemetry-bind", "127.0.0.1:0", "--api-bind", "127.0.0.1:0"])
+        .env("DATABASE_URL", "postgres://tart:secret@127.0.0.1:1/tart_telemetry")
+        .env("RUST_LOG", "info")
+        .output()
+        .expect("binary runs");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("cannot connect to PostgreSQL at postgres://tart:***@127.0.0.1:1/tart_telemetry"), "{stderr}");
+    assert!(stderr.contains("pg_ctlcluster"), "{stderr}");
+    assert!(!stderr.contains("secret"), "the password is not shown: {stderr}");
+}

@@ -53,12 +53,39 @@ fn maintenance_url(url: &str) -> Option<(String, String)> {
 }
 
 async fn connect(url: &str) -> Result<AsyncPgConnection, StoreError> {
-    AsyncPgConnection::establish(url)
-        .await
-        .map_err(|e| StoreError::Connect {
+    match AsyncPgConnection::establish(url).await {
+        Ok(conn) => Ok(conn),
+        Err(e) => Err(StoreError::Connect {
             url: redact_url(url),
-            message: e.to_string(),
-        })
+            message: match tcp_problem(url).await {
+                Some(problem) => format!("{e} ({problem})"),
+                None => e.to_string(),
+            },
+        }),
+    }
+}
+
+/// The driver's error is often just "error connecting to server"; a plain TCP connect to the
+/// URL's host and port tells the operator why (refused, unknown host, timeout).
+async fn tcp_problem(url: &str) -> Option<String> {
+    let rest = url.split_once("://")?.1;
+    let authority = rest.split(['/', '?']).next()?;
+    let host_port = authority.rsplit_once('@').map_or(authority, |(_, hp)| hp);
+    let target = if host_port.contains(':') {
+        host_port.to_owned()
+    } else {
+        format!("{host_port}:5432")
+    };
+    let attempt = tokio::time::timeout(
+        std::time::Duration::from_secs(3),
+        tokio::net::TcpStream::connect(&target),
+    )
+    .await;
+    match attempt {
+        Ok(Ok(_)) => None,
+        Ok(Err(e)) => Some(format!("{target}: {e}")),
+        Err(_) => Some(format!("{target}: no answer within 3 s")),
+    }
 }
 
 #[derive(QueryableByName)]
@@ -73,8 +100,10 @@ pub async fn create_database_if_missing(url: &str) -> Result<(), StoreError> {
         return Ok(());
     };
     // If the database already exists, connecting to it is enough (and needs no CREATEDB right).
-    if connect(url).await.is_ok() {
-        return Ok(());
+    match connect(url).await {
+        Ok(_) => return Ok(()),
+        Err(StoreError::Connect { message, .. }) if message.contains("does not exist") => {}
+        Err(e) => return Err(e),
     }
     let mut conn = connect(&maintenance).await?;
     let found: Exists =
