@@ -10,6 +10,7 @@ use diesel::sql_types::{BigInt, Jsonb, SmallInt, Text, Timestamptz};
 use diesel::QueryableByName;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use harness::*;
+use tart_backend::jip3::codec::frame;
 use tart_backend::jip3::generate::Generator;
 use tart_backend::jip3::types::HexBytes;
 use tart_backend::jip3::{Event, TimedEvent};
@@ -288,13 +289,22 @@ async fn an_oversized_length_prefix_ends_the_connection_but_keeps_what_came_befo
     let mut config = test_config(&db);
     config.max_frame_bytes = 4096;
     let server = TestServer::start(config).await;
-    let mut node = FakeNode::connect(server.telemetry_addr, node_info(14, 2)).await;
-    node.send_events(&every_event_type(3, 2)[..5]).await;
+    // NodeInformation, five events and the bad prefix in one write, so they arrive in one read:
+    // the events of that read must still be stored before the connection closes.
+    let info = node_info(14, 2);
+    let mut bytes = frame(&info.to_bytes());
+    for event in &every_event_type(3, 2)[..5] {
+        bytes.extend(frame(&event.to_bytes()));
+    }
+    bytes.extend(4097u32.to_le_bytes());
+    let mut node = FakeNode {
+        socket: tokio::net::TcpStream::connect(server.telemetry_addr)
+            .await
+            .unwrap(),
+        info,
+    };
     use tokio::io::AsyncWriteExt;
-    node.socket
-        .write_all(&(4097u32).to_le_bytes())
-        .await
-        .unwrap();
+    node.socket.write_all(&bytes).await.unwrap();
     assert!(node.closed_by_server(WAIT).await);
     assert!(eventually(WAIT, || async { events_of(&db, &node.node_id()).await == 5 }).await);
     assert_eq!(

@@ -319,23 +319,26 @@ impl StreamHandler<Vec<Result<Bytes, FrameError>>> for Connection {
             }
         }
         let batch = self.build_batch(decoded, read_at);
-        if let Some(batch) = batch {
-            let budget = self.ingest.budget.clone();
-            let rate_limiter = self.ingest.rate_limiter.clone();
-            // Policy: wait. While the queue is full this actor is suspended, its socket is not
-            // read, and TCP pushes back on the node.
-            ctx.wait(
-                async move {
-                    budget.acquire(batch.events.len()).await;
-                    rate_limiter.do_send(batch);
-                }
-                .into_actor(self),
-            );
+        if batch.is_none() && fatal.is_none() {
+            return;
         }
-        if let Some(reason) = fatal {
-            // Queued behind the wait above, so the batch is handed on before the actor stops.
-            ctx.wait(fut::ready(()).map(move |_, act: &mut Self, ctx| act.close(reason, ctx)));
-        }
+        let budget = self.ingest.budget.clone();
+        let rate_limiter = self.ingest.rate_limiter.clone();
+        let hand_on = async move {
+            if let Some(batch) = batch {
+                budget.acquire(batch.events.len()).await;
+                rate_limiter.do_send(batch);
+            }
+        };
+        // Policy: wait. While the queue is full this actor is suspended, its socket is not read,
+        // and TCP pushes back on the node. A fatal frame closes the connection only after the
+        // batch is handed on, in the same wait: actix runs queued waits newest first, and
+        // stopping abandons a wait that has not finished.
+        ctx.wait(hand_on.into_actor(self).map(move |_, act, ctx| {
+            if let Some(reason) = fatal {
+                act.close(reason, ctx);
+            }
+        }));
     }
 }
 
