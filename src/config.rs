@@ -42,6 +42,14 @@ pub struct Config {
     pub retention_days: u32,
     pub partitions_ahead_days: u32,
     pub shutdown_timeout_secs: u64,
+    pub cors_allowed_origins: String,
+    pub api_workers: usize,
+    pub api_pool_size: u32,
+    pub broadcast_queue_bytes: usize,
+    pub ws_client_queue_bytes: usize,
+    pub ws_heartbeat_ms: u64,
+    pub ws_client_timeout_ms: u64,
+    pub ws_stats_interval_ms: u64,
 }
 
 impl Default for Config {
@@ -67,6 +75,14 @@ impl Default for Config {
             retention_days: 30,
             partitions_ahead_days: 3,
             shutdown_timeout_secs: 30,
+            cors_allowed_origins: "*".into(),
+            api_workers: 0,
+            api_pool_size: 4,
+            broadcast_queue_bytes: 32 << 20,
+            ws_client_queue_bytes: 4 << 20,
+            ws_heartbeat_ms: 5_000,
+            ws_client_timeout_ms: 30_000,
+            ws_stats_interval_ms: 5_000,
         }
     }
 }
@@ -142,6 +158,12 @@ impl Config {
             ("max_frame_bytes", self.max_frame_bytes as u64),
             ("flush_interval_ms", self.flush_interval_ms),
             ("rollup_interval_ms", self.rollup_interval_ms),
+            ("api_pool_size", u64::from(self.api_pool_size)),
+            ("broadcast_queue_bytes", self.broadcast_queue_bytes as u64),
+            ("ws_client_queue_bytes", self.ws_client_queue_bytes as u64),
+            ("ws_heartbeat_ms", self.ws_heartbeat_ms),
+            ("ws_client_timeout_ms", self.ws_client_timeout_ms),
+            ("ws_stats_interval_ms", self.ws_stats_interval_ms),
         ];
         if let Some((key, _)) = positive.iter().find(|(_, v)| *v == 0) {
             return Err(ConfigError::Invalid(format!("{key} must be above 0")));
@@ -166,6 +188,29 @@ impl Config {
 
     pub fn shutdown_timeout(&self) -> Duration {
         Duration::from_secs(self.shutdown_timeout_secs)
+    }
+
+    pub fn ws_heartbeat(&self) -> Duration {
+        Duration::from_millis(self.ws_heartbeat_ms)
+    }
+
+    pub fn ws_client_timeout(&self) -> Duration {
+        Duration::from_millis(self.ws_client_timeout_ms)
+    }
+
+    pub fn ws_stats_interval(&self) -> Duration {
+        Duration::from_millis(self.ws_stats_interval_ms)
+    }
+
+    /// The CORS origins: `*` for any, else the comma-separated list.
+    pub fn cors_origins(&self) -> Option<Vec<&str>> {
+        let list: Vec<&str> = self
+            .cors_allowed_origins
+            .split(',')
+            .map(str::trim)
+            .filter(|o| !o.is_empty())
+            .collect();
+        (!list.contains(&"*")).then_some(list)
     }
 }
 

@@ -23,6 +23,12 @@ pub struct Metrics {
     pub circuit_open: IntGauge,
     pub ingest_latency: Histogram,
     pub database_pool_connections: IntGauge,
+    pub broadcaster_subscribers: IntGauge,
+    pub broadcaster_total_broadcast: IntCounter,
+    pub broadcaster_events_shed: IntCounter,
+    pub broadcast_latency: Histogram,
+    pub ws_slow_clients_disconnected: IntCounter,
+    pub ws_sessions: IntGauge,
 }
 
 fn register<T: prometheus::core::Collector + Clone + 'static>(registry: &Registry, metric: T) -> T {
@@ -48,10 +54,7 @@ impl Metrics {
             0.25, 0.5, 1.0, 2.5, 5.0,
         ];
         Metrics {
-            active_connections: gauge(
-                "telemetry_active_connections",
-                "Node connections open now",
-            ),
+            active_connections: gauge("telemetry_active_connections", "Node connections open now"),
             connections_total: counter(
                 "telemetry_connections_total",
                 "Node connections accepted since start",
@@ -75,10 +78,7 @@ impl Metrics {
                 "telemetry_events_received",
                 "Event frames received from nodes (decoded or not)",
             ),
-            events_stored: counter(
-                "telemetry_events_stored",
-                "Events written to PostgreSQL",
-            ),
+            events_stored: counter("telemetry_events_stored", "Events written to PostgreSQL"),
             events_dropped: counter(
                 "telemetry_events_dropped",
                 "Events nodes reported as dropped on their side (sum of Dropped counts)",
@@ -115,7 +115,35 @@ impl Metrics {
             ingest_latency: histogram(
                 "telemetry_ingest_latency_seconds",
                 "Seconds from a frame read to its event handed to the DB writer",
+                latency_buckets.clone(),
+            ),
+            broadcast_latency: histogram(
+                "telemetry_broadcast_latency_seconds",
+                "Seconds from a frame read to its event written to a WebSocket client",
                 latency_buckets,
+            ),
+            broadcaster_subscribers: gauge(
+                "telemetry_broadcaster_subscribers",
+                "WebSocket clients connected to the live stream",
+            ),
+            broadcaster_total_broadcast: counter(
+                "telemetry_broadcaster_total_broadcast",
+                "Events the broadcaster fanned out to the live stream (once each, whatever the \
+                 number of subscribers)",
+            ),
+            broadcaster_events_shed: counter(
+                "telemetry_broadcaster_events_shed",
+                "Events left out of the live stream because the broadcaster was behind (they are \
+                 still stored)",
+            ),
+            ws_slow_clients_disconnected: counter(
+                "telemetry_ws_slow_clients_disconnected",
+                "WebSocket clients disconnected because they did not read fast enough",
+            ),
+            ws_sessions: gauge(
+                "telemetry_ws_sessions",
+                "WebSocket session actors running, subscribed or not (one stuck on a full socket \
+                 counts until its socket is shut down)",
             ),
             database_pool_connections: gauge(
                 "telemetry_database_pool_connections",

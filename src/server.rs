@@ -1,19 +1,22 @@
 //! Starting and stopping a whole TART instance inside an actix `System`: database preparation,
-//! the actors of the ingest path, the listeners. `main` and the tests both use this.
+//! the actors of the ingest path and the live stream, the telemetry listener and the HTTP API.
+//! `main` and the tests both use this.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use thiserror::Error;
 use tokio::net::TcpListener;
 
+use crate::actors::broadcaster::{self, Broadcaster};
 use crate::actors::budget::QueueBudget;
 use crate::actors::db_writer::{DbWriter, Drain};
 use crate::actors::listener::{CloseAll, Listener};
 use crate::actors::rate_limiter::RateLimiter;
 use crate::actors::IngestContext;
+use crate::api::{self, ApiContext, HttpApi};
 use crate::config::{redact_url, Config};
 use crate::metrics::Metrics;
 use crate::store::{self, ids::IdAllocator, partitions, StoreError};
@@ -46,21 +49,31 @@ pub struct ShutdownTimedOut {
 /// A running instance.
 pub struct Server {
     pub telemetry_addr: SocketAddr,
+    /// Where the REST API, the WebSocket and /metrics listen.
+    pub api_addr: SocketAddr,
     pub metrics: Arc<Metrics>,
     pub config: Arc<Config>,
     listener: Addr<Listener>,
     db_writer: Addr<DbWriter>,
+    broadcaster: Addr<Broadcaster>,
+    http: HttpApi,
     budget: Arc<QueueBudget>,
     _writer_arbiter: Arbiter,
+    _broadcaster_arbiter: Arbiter,
 }
 
 impl Server {
     /// Prepares the database and starts everything. Call from inside an actix `System`.
     pub async fn start(config: Config) -> Result<Server, StartError> {
+        let started_at = Instant::now();
         let config = Arc::new(config);
         let metrics = Arc::new(Metrics::new());
         log::info!("using database {}", redact_url(&config.database_url));
         store::prepare(&config.database_url).await?;
+        let api_socket = api::bind(&config).map_err(|source| StartError::Bind {
+            addr: config.api_bind.clone(),
+            source,
+        })?;
 
         let service_pool = store::create_pool(&config.database_url, 1).await?;
         store::close_stale_sessions(&service_pool).await?;
@@ -93,10 +106,17 @@ impl Server {
         }
         let db_writer = writer_rx.await.expect("writer arbiter is running")?;
 
+        // The broadcaster's fan-out and ring buffer get a thread of their own too, away from the
+        // sockets and decoding on the main thread.
+        let broadcaster_arbiter = Arbiter::new();
+        let (broadcaster, live_feed) =
+            Broadcaster::spawn(&config, metrics.clone(), &broadcaster_arbiter.handle());
+
         let rate_limiter = RateLimiter::new(
             config.rate_limit_per_sec,
             config.rate_limit_burst,
             db_writer.clone(),
+            live_feed,
             budget.clone(),
             metrics.clone(),
         )
@@ -123,24 +143,49 @@ impl Server {
         let listener = Listener::new(ingest, socket).start();
         log::info!("telemetry: listening for JAM nodes on {telemetry_addr}");
 
+        let http = HttpApi::start(
+            api_socket,
+            ApiContext {
+                config: config.clone(),
+                metrics: metrics.clone(),
+                broadcaster: broadcaster.clone(),
+                stats: api::stats::StatsCache::default(),
+                started_at,
+            },
+        )
+        .map_err(|source| StartError::Bind {
+            addr: config.api_bind.clone(),
+            source,
+        })?;
+        let api_addr = http.addr;
+        log::info!("API: REST, WebSocket (/api/ws) and /metrics on http://{api_addr}");
+
         Ok(Server {
             telemetry_addr,
+            api_addr,
             metrics,
             config,
             listener,
             db_writer,
+            broadcaster,
+            http,
             budget,
             _writer_arbiter: writer_arbiter,
+            _broadcaster_arbiter: broadcaster_arbiter,
         })
     }
 
-    /// Stops accepting, closes node connections, writes everything queued. Bounded by
-    /// `shutdown_timeout_secs`.
+    /// Closes WebSocket clients and stops the HTTP API, then stops accepting nodes, closes node
+    /// connections, writes everything queued. Bounded by `shutdown_timeout_secs`.
     pub async fn shutdown(self) -> Result<(), ShutdownTimedOut> {
         let timeout = self.config.shutdown_timeout();
         let listener = self.listener.clone();
         let db_writer = self.db_writer.clone();
+        let broadcaster = self.broadcaster.clone();
+        let http = &self.http;
         let drain = async move {
+            let _ = broadcaster.send(broadcaster::CloseAll).await;
+            http.stop().await;
             let _ = listener.send(CloseAll).await;
             let _ = db_writer.send(Drain).await;
         };
@@ -155,6 +200,7 @@ impl Server {
             }),
         };
         self._writer_arbiter.stop();
+        self._broadcaster_arbiter.stop();
         result
     }
 }

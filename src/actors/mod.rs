@@ -2,18 +2,25 @@
 //!
 //! ```text
 //! listener ──starts──▶ connection (one per node) ──EventBatch──▶ rate_limiter ──▶ db_writer ──▶ store
+//!                                                                       └──▶ broadcaster ──▶ ws_session
 //! ```
+//!
+//! (one `ws_session` per WebSocket client of the HTTP API, on the HTTP worker threads.)
 //!
 //! Each edge has a stated policy for a receiver that is behind: the connection *waits* for room in
 //! the shared [`budget::QueueBudget`] before it hands a batch on (and so stops reading its socket:
 //! TCP pushes back on the node); every later edge can hold no more than that budget by
-//! construction, so its unbounded `do_send` cannot grow memory without limit.
+//! construction, so its unbounded `do_send` cannot grow memory without limit. The live stream's
+//! edges (rate_limiter → broadcaster → ws_session) are bounded in bytes and never wait: see
+//! [`broadcaster`].
 
+pub mod broadcaster;
 pub mod budget;
 pub mod connection;
 pub mod db_writer;
 pub mod listener;
 pub mod rate_limiter;
+pub mod ws_session;
 
 use std::sync::Arc;
 use std::time::Instant;

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 use chrono::{DateTime, Utc};
 
+use super::broadcaster::LiveFeed;
 use super::budget::QueueBudget;
 use super::db_writer::DbWriter;
 use super::{EventBatch, IngestEvent, SessionEnded};
@@ -39,6 +40,7 @@ pub struct RateLimiter {
     /// session_id → the run of rate-limited events not yet written as a gap record.
     open_gaps: HashMap<i64, OpenGap>,
     db_writer: Addr<DbWriter>,
+    live: LiveFeed,
     budget: Arc<QueueBudget>,
     metrics: Arc<Metrics>,
 }
@@ -49,6 +51,7 @@ impl RateLimiter {
         per_sec: u32,
         burst: u32,
         db_writer: Addr<DbWriter>,
+        live: LiveFeed,
         budget: Arc<QueueBudget>,
         metrics: Arc<Metrics>,
     ) -> Self {
@@ -58,6 +61,7 @@ impl RateLimiter {
             buckets: HashMap::new(),
             open_gaps: HashMap::new(),
             db_writer,
+            live,
             budget,
             metrics,
         }
@@ -101,13 +105,10 @@ impl RateLimiter {
         let events = std::mem::take(&mut batch.events);
         let mut admitted = Vec::with_capacity(events.len());
         for event in events {
-            let bucket = self
-                .buckets
-                .entry(batch.node_id.clone())
-                .or_insert(Bucket {
-                    tokens: burst,
-                    refilled_at: now,
-                });
+            let bucket = self.buckets.entry(batch.node_id.clone()).or_insert(Bucket {
+                tokens: burst,
+                refilled_at: now,
+            });
             if Self::admit(bucket, per_sec, burst, now) {
                 if let Some(open) = self.open_gaps.remove(&batch.session_id) {
                     batch.gaps.push(open.gap);
@@ -175,6 +176,9 @@ impl Handler<EventBatch> for RateLimiter {
         if self.per_sec > 0.0 {
             self.limit(&mut batch);
         }
+        // Every admitted event passes here, before its write: the live stream shows it first.
+        // Policy: never waits; bounded in bytes, shed and counted when the broadcaster is behind.
+        self.live.offer(&batch);
         // Policy: never behind by more than the queue budget (the connection took its permits
         // before sending), so the unbounded do_send cannot grow without limit.
         self.db_writer.do_send(batch);

@@ -14,7 +14,29 @@ use super::wire::{DecodeError, Reader, Wire};
 
 /// Writes bytes as `0x` + lowercase hex, the JSON form of every hash, key and byte array.
 pub fn to_hex(bytes: &[u8]) -> String {
-    format!("0x{}", hex::encode(bytes))
+    let mut out = vec![0; 2 + 2 * bytes.len()];
+    hex_into(bytes, &mut out).to_owned()
+}
+
+/// Writes `0x` + hex of `bytes` into `out` (exactly `2 + 2 * bytes.len()` long) and returns it
+/// as text. Serialising goes through here without allocating: `hex::encode` builds a `String`
+/// char by char, which made hex the bulk of the JSON time of hash-heavy events.
+fn hex_into<'a>(bytes: &[u8], out: &'a mut [u8]) -> &'a str {
+    out[..2].copy_from_slice(b"0x");
+    hex::encode_to_slice(bytes, &mut out[2..]).expect("out is sized for bytes");
+    std::str::from_utf8(out).expect("hex is ASCII")
+}
+
+/// Serialises bytes as one `0x…` string, on the stack for up to 64 bytes (hashes, keys, the
+/// availability bitfield at C ≤ 512).
+fn serialize_hex<S: Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
+    const STACK: usize = 64;
+    if bytes.len() <= STACK {
+        let mut buf = [0u8; 2 + 2 * STACK];
+        s.serialize_str(hex_into(bytes, &mut buf[..2 + 2 * bytes.len()]))
+    } else {
+        s.serialize_str(&to_hex(bytes))
+    }
 }
 
 /// Reads hex with or without the `0x` prefix.
@@ -41,7 +63,7 @@ impl fmt::Display for Hash {
 
 impl Serialize for Hash {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&to_hex(&self.0))
+        serialize_hex(&self.0, s)
     }
 }
 
@@ -83,7 +105,7 @@ impl fmt::Debug for HexBytes {
 
 impl Serialize for HexBytes {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&to_hex(&self.0))
+        serialize_hex(&self.0, s)
     }
 }
 
@@ -130,7 +152,10 @@ impl CoreBitfield {
     }
 
     pub fn is_available(&self, core: usize) -> bool {
-        self.0 .0.get(core / 8).is_some_and(|b| b & (1 << (core % 8)) != 0)
+        self.0
+             .0
+            .get(core / 8)
+            .is_some_and(|b| b & (1 << (core % 8)) != 0)
     }
 }
 
@@ -149,7 +174,7 @@ impl Generate for CoreBitfield {
         let cores = g.core_count();
         let mut bytes = g.bytes(Self::byte_len(cores));
         // Bits past the last core are zero, as a node would send them.
-        if cores % 8 != 0 {
+        if !cores.is_multiple_of(8) {
             if let Some(last) = bytes.last_mut() {
                 *last &= (1u8 << (cores % 8)) - 1;
             }
@@ -204,7 +229,11 @@ impl<const N: usize> Wire for BoundedString<N> {
         let offset = r.position();
         let len = decode_natural(r)?;
         if len > N as u64 {
-            return Err(DecodeError::StringTooLong { offset, len, max: N });
+            return Err(DecodeError::StringTooLong {
+                offset,
+                len,
+                max: N,
+            });
         }
         let bytes = r.take(len as usize)?;
         std::str::from_utf8(bytes)

@@ -4,6 +4,7 @@
 pub mod ids;
 pub mod models;
 pub mod partitions;
+pub mod queries;
 pub mod schema;
 pub mod write;
 

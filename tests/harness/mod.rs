@@ -81,9 +81,19 @@ pub fn test_config(db: &TestDb) -> Config {
     }
 }
 
+/// [`test_config`] without a rate limit, for tests that count every event.
+pub fn unlimited_config(db: &TestDb) -> Config {
+    Config {
+        rate_limit_per_sec: 0,
+        ..test_config(db)
+    }
+}
+
 /// A TART instance running in a thread of its own (its own actix System).
 pub struct TestServer {
     pub telemetry_addr: SocketAddr,
+    /// The REST API, WebSocket and /metrics.
+    pub api_addr: SocketAddr,
     pub metrics: Arc<Metrics>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<Result<(), ShutdownTimedOut>>>,
@@ -97,16 +107,21 @@ impl TestServer {
             actix::System::new().block_on(async move {
                 let server = Server::start(config).await.expect("server starts");
                 ready_tx
-                    .send((server.telemetry_addr, server.metrics.clone()))
+                    .send((
+                        server.telemetry_addr,
+                        server.api_addr,
+                        server.metrics.clone(),
+                    ))
                     .ok()
                     .expect("test is waiting");
                 let _ = stop_rx.await;
                 server.shutdown().await
             })
         });
-        let (telemetry_addr, metrics) = ready_rx.await.expect("server started");
+        let (telemetry_addr, api_addr, metrics) = ready_rx.await.expect("server started");
         TestServer {
             telemetry_addr,
+            api_addr,
             metrics,
             stop: Some(stop_tx),
             thread: Some(thread),
@@ -244,4 +259,132 @@ pub async fn count(conn: &mut AsyncPgConnection, sql: &str, param: &str) -> i64 
 /// A JIP-3 timestamp for "now plus `offset` µs", so events look current.
 pub fn jam_now(offset: u64) -> u64 {
     tart_backend::jip3::time::now() + offset
+}
+
+/// How long the API helpers wait for an answer or a WebSocket message.
+const API_WAIT: Duration = Duration::from_secs(15);
+
+/// GET `path` from the API with a real HTTP client (awc; needs an actix runtime, e.g.
+/// `#[actix_web::test]`): the status and the JSON body.
+pub async fn get_json(api: SocketAddr, path: &str) -> (u16, serde_json::Value) {
+    let (status, _, body) = get(api, path, &[]).await;
+    let json = serde_json::from_slice(&body)
+        .unwrap_or_else(|e| panic!("{path}: not JSON ({e}): {}", String::from_utf8_lossy(&body)));
+    (status, json)
+}
+
+/// GET `path` with extra request headers: the status, the response headers and the body.
+pub async fn get(
+    api: SocketAddr,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> (u16, awc::http::header::HeaderMap, Vec<u8>) {
+    let mut request = awc::Client::new()
+        .get(format!("http://{api}{path}"))
+        .timeout(API_WAIT);
+    for (name, value) in headers {
+        request = request.insert_header((*name, *value));
+    }
+    let mut response = request
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("GET {path}: {e}"));
+    let body = response
+        .body()
+        .limit(256 << 20)
+        .await
+        .unwrap_or_else(|e| panic!("GET {path} body: {e}"));
+    (
+        response.status().as_u16(),
+        response.headers().clone(),
+        body.to_vec(),
+    )
+}
+
+/// A real WebSocket client connection (awc).
+pub trait WsConnection:
+    futures_util::Stream<Item = Result<awc::ws::Frame, awc::error::WsProtocolError>>
+    + futures_util::Sink<awc::ws::Message, Error = awc::error::WsProtocolError>
+    + Unpin
+{
+}
+
+impl<T> WsConnection for T where
+    T: futures_util::Stream<Item = Result<awc::ws::Frame, awc::error::WsProtocolError>>
+        + futures_util::Sink<awc::ws::Message, Error = awc::error::WsProtocolError>
+        + Unpin
+{
+}
+
+/// Opens `/api/ws` and returns the connection with its first message (`connected`).
+pub async fn ws_connect(api: SocketAddr) -> (impl WsConnection, serde_json::Value) {
+    let (_, mut ws) = awc::Client::new()
+        .ws(format!("ws://{api}/api/ws"))
+        .max_frame_size(256 << 20)
+        .connect()
+        .await
+        .expect("WebSocket handshake");
+    let first = ws_json(&mut ws).await;
+    (ws, first)
+}
+
+/// What a WebSocket client receives, pings and pongs aside.
+#[derive(Debug)]
+pub enum WsIn {
+    Json(serde_json::Value),
+    Close(Option<awc::ws::CloseReason>),
+    /// The connection ended without a close frame.
+    Ended,
+}
+
+pub async fn ws_next(ws: &mut impl WsConnection) -> WsIn {
+    use futures_util::StreamExt;
+    loop {
+        let frame = tokio::time::timeout(API_WAIT, ws.next())
+            .await
+            .expect("a WebSocket message in time");
+        return match frame {
+            Some(Ok(awc::ws::Frame::Text(text))) => {
+                WsIn::Json(serde_json::from_slice(&text).expect("server messages are JSON"))
+            }
+            Some(Ok(awc::ws::Frame::Close(reason))) => WsIn::Close(reason),
+            Some(Ok(awc::ws::Frame::Ping(_) | awc::ws::Frame::Pong(_))) => continue,
+            Some(Ok(other)) => panic!("unexpected WebSocket frame {other:?}"),
+            Some(Err(_)) | None => WsIn::Ended,
+        };
+    }
+}
+
+/// The next JSON message.
+pub async fn ws_json(ws: &mut impl WsConnection) -> serde_json::Value {
+    match ws_next(ws).await {
+        WsIn::Json(message) => message,
+        other => panic!("expected a message, got {other:?}"),
+    }
+}
+
+/// Messages up to the first of type `kind`: the ones before it, and it.
+pub async fn ws_until(
+    ws: &mut impl WsConnection,
+    kind: &str,
+) -> (Vec<serde_json::Value>, serde_json::Value) {
+    let mut before = Vec::new();
+    loop {
+        let message = ws_json(ws).await;
+        if message["type"] == kind {
+            return (before, message);
+        }
+        before.push(message);
+    }
+}
+
+pub async fn ws_send(ws: &mut impl WsConnection, message: serde_json::Value) {
+    ws_send_text(ws, &message.to_string()).await;
+}
+
+pub async fn ws_send_text(ws: &mut impl WsConnection, text: &str) {
+    use futures_util::SinkExt;
+    ws.send(awc::ws::Message::Text(text.to_owned().into()))
+        .await
+        .expect("WebSocket send");
 }
