@@ -6,7 +6,9 @@
 //! batches them into [`store`] (PostgreSQL through diesel-async).
 
 pub mod actors;
+pub mod api;
 pub mod config;
+pub mod decode_tool;
 pub mod jip3;
 pub mod metrics;
 pub mod server;

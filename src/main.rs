@@ -1,1 +1,179 @@
-fn main() {}
+//! `tart-backend`: the TART server, and `tart-backend decode` for raw captures.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use tart_backend::config::Config;
+use tart_backend::server::Server;
+
+#[derive(Parser)]
+#[command(version, about = "TART: telemetry backend for JAM networks (JIP-3)")]
+struct Cli {
+    /// TOML file with settings (see config/default.toml).
+    #[arg(long, global = true)]
+    config: Option<String>,
+    /// PostgreSQL URL [env: DATABASE_URL]
+    #[arg(long, global = true)]
+    database_url: Option<String>,
+    /// Where nodes connect [env: TELEMETRY_BIND]
+    #[arg(long, global = true)]
+    telemetry_bind: Option<String>,
+    /// REST API, WebSocket and /metrics [env: API_BIND]
+    #[arg(long, global = true)]
+    api_bind: Option<String>,
+    /// Any setting from config/default.toml, e.g. `--set rate_limit_per_sec=0`.
+    #[arg(long = "set", value_name = "KEY=VALUE", global = true, value_parser = parse_key_value)]
+    settings: Vec<(String, String)>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server (the default).
+    Serve,
+    /// Decode a raw telemetry capture (the bytes a node sends) into JSON lines.
+    Decode {
+        /// Capture file, or `-` for standard input.
+        #[arg(default_value = "-")]
+        file: String,
+    },
+    /// Exit 0 if a running TART answers its health endpoint (for container HEALTHCHECKs, which
+    /// have no curl in a slim image).
+    Healthcheck {
+        #[arg(long, default_value = "http://127.0.0.1:8080/api/health")]
+        url: String,
+    },
+}
+
+fn parse_key_value(text: &str) -> Result<(String, String), String> {
+    text.split_once('=')
+        .map(|(k, v)| (k.trim().to_owned(), v.to_owned()))
+        .ok_or_else(|| format!("expected KEY=VALUE, got `{text}`"))
+}
+
+impl Cli {
+    fn overrides(&self) -> Vec<(String, String)> {
+        let named = [
+            ("database_url", &self.database_url),
+            ("telemetry_bind", &self.telemetry_bind),
+            ("api_bind", &self.api_bind),
+        ];
+        let mut all: Vec<(String, String)> = named
+            .into_iter()
+            .filter_map(|(k, v)| v.clone().map(|v| (k.to_owned(), v)))
+            .collect();
+        all.extend(self.settings.iter().cloned());
+        all
+    }
+}
+
+fn main() -> ExitCode {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    let cli = Cli::parse();
+    let config = match Config::load(cli.config.as_deref(), &cli.overrides()) {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => serve(config),
+        Command::Decode { file } => decode(&file, config.max_frame_bytes),
+        Command::Healthcheck { url } => match healthcheck(&url) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("unhealthy: {e}");
+                ExitCode::FAILURE
+            }
+        },
+    }
+}
+
+fn serve(config: Config) -> ExitCode {
+    actix::System::new().block_on(async move {
+        let server = match Server::start(config).await {
+            Ok(server) => server,
+            Err(e) => {
+                log::error!("TART cannot start: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        println!(
+            "TART listening: telemetry={} api=http://{}",
+            server.telemetry_addr, server.api_addr
+        );
+        wait_for_signal().await;
+        log::info!("shutting down: closing node connections and writing what is queued");
+        match server.shutdown().await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                log::error!("{e}");
+                ExitCode::FAILURE
+            }
+        }
+    })
+}
+
+async fn wait_for_signal() {
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = terminate.recv() => {}
+    }
+}
+
+fn decode(file: &str, max_frame: usize) -> ExitCode {
+    let mut input: Box<dyn std::io::Read> = if file == "-" {
+        Box::new(std::io::stdin().lock())
+    } else {
+        match std::fs::File::open(file) {
+            Ok(f) => Box::new(std::io::BufReader::new(f)),
+            Err(e) => {
+                eprintln!("error: cannot open {file}: {e}");
+                return ExitCode::from(2);
+            }
+        }
+    };
+    let mut out = std::io::stdout().lock();
+    match tart_backend::decode_tool::run(&mut input, &mut out, max_frame) {
+        Ok(summary) if summary.failed() => ExitCode::FAILURE,
+        Ok(_) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// One plain HTTP/1.0 GET; healthy means status 200.
+fn healthcheck(url: &str) -> Result<(), String> {
+    use std::io::{Read, Write};
+    let rest = url
+        .strip_prefix("http://")
+        .ok_or("only http:// URLs are supported")?;
+    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    let path = if path.is_empty() { "/" } else { path };
+    let addr = std::net::ToSocketAddrs::to_socket_addrs(authority)
+        .map_err(|e| format!("{authority}: {e}"))?
+        .next()
+        .ok_or_else(|| format!("{authority}: no address"))?;
+    let timeout = std::time::Duration::from_secs(3);
+    let mut stream =
+        std::net::TcpStream::connect_timeout(&addr, timeout).map_err(|e| format!("{addr}: {e}"))?;
+    stream.set_read_timeout(Some(timeout)).ok();
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: {authority}\r\n\r\n")
+        .map_err(|e| e.to_string())?;
+    let mut response = String::new();
+    stream
+        .read_to_string(&mut response)
+        .map_err(|e| e.to_string())?;
+    let status = response.lines().next().unwrap_or_default();
+    if status.split_whitespace().nth(1) == Some("200") {
+        Ok(())
+    } else {
+        Err(format!("{url} answered `{status}`"))
+    }
+}

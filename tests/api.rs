@@ -1,0 +1,435 @@
+//! The REST API, health checks and /metrics, with a real HTTP client against a real server and
+//! PostgreSQL.
+
+mod harness;
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use harness::*;
+use serde_json::Value;
+use tart_backend::config::Config;
+use tart_backend::jip3::generate::Generator;
+use tart_backend::jip3::types::Hash;
+use tart_backend::jip3::{Event, TimedEvent};
+
+const WAIT: Duration = Duration::from_secs(15);
+
+fn timed(event: Event, offset: u64) -> TimedEvent {
+    TimedEvent {
+        timestamp: jam_now(offset),
+        event,
+    }
+}
+
+fn best(slot: u32) -> Event {
+    Event::BestBlockChanged {
+        slot,
+        header_hash: Hash([slot as u8; 32]),
+    }
+}
+
+async fn stored_count(api: std::net::SocketAddr) -> usize {
+    let (_, body) = get_json(api, "/api/events?limit=1000").await;
+    body["events"].as_array().map_or(0, Vec::len)
+}
+
+fn header<'a>(headers: &'a awc::http::header::HeaderMap, name: &str) -> &'a str {
+    headers
+        .get(name)
+        .unwrap_or_else(|| panic!("no {name} header"))
+        .to_str()
+        .unwrap()
+}
+
+fn is_rfc3339_utc(value: &Value) -> bool {
+    value
+        .as_str()
+        .is_some_and(|t| t.ends_with('Z') && chrono::DateTime::parse_from_rfc3339(t).is_ok())
+}
+
+#[actix_web::test]
+async fn rest_endpoints_return_the_documented_shapes_order_and_limits() {
+    let db = TestDb::new();
+    let server = TestServer::start(unlimited_config(&db)).await;
+    let api = server.api_addr;
+
+    let (status, health) = get_json(api, "/api/health").await;
+    assert_eq!(status, 200);
+    assert_eq!(health["status"], "ok");
+    assert_eq!(health["service"], "tart-backend");
+    assert_eq!(health["version"], env!("CARGO_PKG_VERSION"));
+
+    let mut a = FakeNode::connect(server.telemetry_addr, node_info(21, 2)).await;
+    let mut b = FakeNode::connect(server.telemetry_addr, node_info(22, 2)).await;
+    // Node A: 1,100 best-block events (slots 1..=1100), a finalized block and an authored one.
+    let mut sent: Vec<TimedEvent> = (1..=1100).map(|s| timed(best(s), u64::from(s))).collect();
+    sent.push(timed(
+        Event::FinalizedBlockChanged {
+            slot: 1090,
+            header_hash: Hash([9; 32]),
+        },
+        2000,
+    ));
+    sent.push(timed(
+        Event::generate(42, &mut Generator::new(1, 2)).unwrap(),
+        2001,
+    ));
+    a.send_events(&sent).await;
+    b.send_events(&[timed(best(5), 0), timed(best(6), 1)]).await;
+    assert!(
+        eventually(WAIT, || async {
+            let (_, nodes) = get_json(api, "/api/nodes").await;
+            let counts: Vec<i64> = nodes["nodes"]
+                .as_array()
+                .map(|n| n.iter().filter_map(|n| n["event_count"].as_i64()).collect())
+                .unwrap_or_default();
+            counts.len() == 2 && counts.iter().sum::<i64>() == 1104
+        })
+        .await,
+        "events stored and counted"
+    );
+
+    // Limits: default 50, larger values capped at 1,000, 0 allowed, a non-number is 400.
+    let (_, page) = get_json(api, "/api/events").await;
+    assert_eq!(page["events"].as_array().unwrap().len(), 50);
+    let (_, page) = get_json(api, "/api/events?limit=5000").await;
+    let events = page["events"].as_array().unwrap();
+    assert_eq!(events.len(), 1000);
+    let ids: Vec<i64> = events.iter().map(|e| e["id"].as_i64().unwrap()).collect();
+    assert!(ids.windows(2).all(|w| w[0] > w[1]), "newest first");
+    let (_, page) = get_json(api, "/api/events?limit=0").await;
+    assert_eq!(page["events"], serde_json::json!([]));
+    for bad in ["abc", "-1", "1.5"] {
+        let (status, error) = get_json(api, &format!("/api/events?limit={bad}")).await;
+        assert_eq!(status, 400, "limit={bad}");
+        assert!(error["error"].as_str().unwrap().contains("limit"));
+    }
+
+    // One node's events: only its own, newest first, with every documented field.
+    let a_id = a.node_id();
+    let (status, page) = get_json(api, &format!("/api/nodes/{a_id}/events?limit=3")).await;
+    assert_eq!(status, 200);
+    let events = page["events"].as_array().unwrap();
+    assert_eq!(events.len(), 3);
+    let newest = &events[0];
+    assert_eq!(newest["node_id"], a_id.as_str());
+    assert_eq!(newest["event_id"], 1101, "the authored event, sent last");
+    assert_eq!(newest["event_type"], 42);
+    assert_eq!(newest["event_name"], "Authored");
+    assert_eq!(newest["node_name"], "test-node");
+    assert_eq!(
+        newest["node_version"],
+        a.info.implementation_version.as_str()
+    );
+    assert!(is_rfc3339_utc(&newest["timestamp"]));
+    assert_eq!(events[1]["event_name"], "FinalizedBlockChanged");
+    assert_eq!(events[2]["data"]["BestBlockChanged"]["slot"], 1100);
+    assert!(events.iter().all(|e| e["node_id"] == a_id.as_str()));
+    let (_, page) = get_json(api, &format!("/api/nodes/{}/events", b.node_id())).await;
+    let b_events = page["events"].as_array().unwrap();
+    assert_eq!(b_events.len(), 2);
+    assert_eq!(b_events[0]["event_id"], 1);
+    // Upper-case ids are the same node.
+    let (status, _) = get_json(api, &format!("/api/nodes/{}/events", a_id.to_uppercase())).await;
+    assert_eq!(status, 200);
+
+    // Stats: authored count, highest best and finalized slots.
+    let (status, stats) = get_json(api, "/api/stats").await;
+    assert_eq!(status, 200);
+    assert_eq!(stats["total_blocks_authored"], 1);
+    assert_eq!(stats["best_block"], 1100);
+    assert_eq!(stats["finalized_block"], 1090);
+
+    // Node details, and errors.
+    let (status, node) = get_json(api, &format!("/api/nodes/{a_id}")).await;
+    assert_eq!(status, 200);
+    assert_eq!(node["node_id"], a_id.as_str());
+    assert_eq!(node["peer_id"], a_id.as_str());
+    assert_eq!(node["implementation_name"], "test-node");
+    assert_eq!(node["is_connected"], true);
+    assert!(is_rfc3339_utc(&node["connected_at"]));
+    assert_eq!(node["disconnected_at"], Value::Null);
+    let info = &node["node_info"];
+    assert_eq!(info["params"]["core_count"], 2);
+    assert_eq!(
+        info["genesis"],
+        tart_backend::jip3::types::to_hex(&a.info.genesis_header_hash.0)
+    );
+    assert_eq!(info["flags"], a.info.node_flags);
+    assert_eq!(info["gp_version"], a.info.gp_version.as_str());
+    assert_eq!(info["note"], a.info.note.as_str());
+    assert_eq!(info["address"]["port"], a.info.peer_address.port);
+    for (path, code) in [
+        ("/api/nodes/not-hex".to_owned(), 400),
+        (format!("/api/nodes/{}", "g".repeat(64)), 400),
+        (format!("/api/nodes/{}", "0".repeat(64)), 404),
+        (format!("/api/nodes/{}/events", "0".repeat(64)), 404),
+        ("/api/nodes/abc/events".to_owned(), 400),
+        ("/api/no-such-thing".to_owned(), 404),
+    ] {
+        let (status, body) = get_json(api, &path).await;
+        assert_eq!(status, code, "{path}");
+        assert!(body["error"].is_string(), "{path}: {body}");
+    }
+    let mut wrong_method = awc::Client::new()
+        .post(format!("http://{api}/api/nodes"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong_method.status().as_u16(), 405);
+    let body: Value = serde_json::from_slice(&wrong_method.body().await.unwrap()).unwrap();
+    assert!(body["error"].is_string());
+
+    // Connected nodes first, then by last seen.
+    drop(b);
+    assert!(
+        eventually(WAIT, || async {
+            let (_, nodes) = get_json(api, "/api/nodes").await;
+            nodes["nodes"][1]["is_connected"] == false
+        })
+        .await
+    );
+    let (_, nodes) = get_json(api, "/api/nodes").await;
+    let nodes = nodes["nodes"].as_array().unwrap();
+    assert_eq!(nodes[0]["node_id"], a_id.as_str());
+    assert_eq!(nodes[0]["is_connected"], true);
+    assert_eq!(nodes[1]["event_count"], 2);
+    assert!(is_rfc3339_utc(&nodes[1]["disconnected_at"]));
+    for field in [
+        "node_id",
+        "peer_id",
+        "implementation_name",
+        "implementation_version",
+        "is_connected",
+        "event_count",
+        "connected_at",
+        "last_seen_at",
+        "disconnected_at",
+    ] {
+        assert!(nodes[1].get(field).is_some(), "node field {field}");
+    }
+    drop(a);
+}
+
+#[actix_web::test]
+async fn stats_are_cached_for_five_seconds() {
+    let db = TestDb::new();
+    let server = TestServer::start(unlimited_config(&db)).await;
+    let api = server.api_addr;
+    let (_, before) = get_json(api, "/api/stats").await;
+    assert_eq!(before["best_block"], 0, "no blocks yet");
+    let mut node = FakeNode::connect(server.telemetry_addr, node_info(23, 2)).await;
+    node.send_events(&[timed(best(77), 0)]).await;
+    assert!(eventually(WAIT, || async { stored_count(api).await == 1 }).await);
+    let (_, cached) = get_json(api, "/api/stats").await;
+    assert_eq!(
+        cached["best_block"], 0,
+        "served from the cache within the TTL"
+    );
+    assert!(
+        eventually(Duration::from_secs(8), || async {
+            get_json(api, "/api/stats").await.1["best_block"] == 77
+        })
+        .await,
+        "refreshed after the TTL"
+    );
+}
+
+/// Parses the Prometheus text exposition format strictly enough to catch a malformed line:
+/// `# HELP`/`# TYPE` comments, and `name{labels} value` samples with a valid name and number.
+fn parse_prometheus(text: &str) -> Vec<(String, f64)> {
+    let valid_name = |n: &str| {
+        !n.is_empty()
+            && !n.starts_with(|c: char| c.is_ascii_digit())
+            && n.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
+    };
+    let mut typed = HashSet::new();
+    let mut samples = Vec::new();
+    for line in text.lines().filter(|l| !l.is_empty()) {
+        if let Some(comment) = line.strip_prefix("# ") {
+            let mut parts = comment.splitn(3, ' ');
+            let (kind, name) = (parts.next().unwrap(), parts.next().unwrap());
+            assert!(valid_name(name), "bad metric name in {line:?}");
+            if kind == "TYPE" {
+                let t = parts.next().unwrap();
+                assert!(
+                    ["counter", "gauge", "histogram", "summary", "untyped"].contains(&t),
+                    "{line:?}"
+                );
+                typed.insert(name.to_owned());
+            }
+            continue;
+        }
+        let (key, value) = line.rsplit_once(' ').expect("sample: name value");
+        let name = key.split('{').next().unwrap();
+        assert!(valid_name(name), "bad sample name in {line:?}");
+        if let Some(labels) = key.strip_prefix(name) {
+            assert!(
+                labels.is_empty() || (labels.starts_with('{') && labels.ends_with('}')),
+                "{line:?}"
+            );
+        }
+        let base = ["_bucket", "_sum", "_count"]
+            .iter()
+            .find_map(|s| name.strip_suffix(s).filter(|b| typed.contains(*b)))
+            .unwrap_or(name);
+        assert!(typed.contains(base), "sample before its # TYPE: {line:?}");
+        let value: f64 = match value {
+            "+Inf" => f64::INFINITY,
+            v => v
+                .parse()
+                .unwrap_or_else(|_| panic!("bad value in {line:?}")),
+        };
+        samples.push((key.to_owned(), value));
+    }
+    samples
+}
+
+fn sample(samples: &[(String, f64)], key: &str) -> f64 {
+    samples
+        .iter()
+        .filter(|(k, _)| k == key || k.split('{').next() == Some(key))
+        .map(|(_, v)| v)
+        .sum()
+}
+
+#[actix_web::test]
+async fn metrics_parse_as_prometheus_text_and_move_with_the_traffic() {
+    let db = TestDb::new();
+    let server = TestServer::start(unlimited_config(&db)).await;
+    let api = server.api_addr;
+    let (status, headers, body) = get(api, "/metrics", &[]).await;
+    assert_eq!(status, 200);
+    assert!(header(&headers, "content-type").starts_with("text/plain"));
+    let before = parse_prometheus(std::str::from_utf8(&body).unwrap());
+    for name in [
+        "telemetry_active_connections",
+        "telemetry_connections_total",
+        "telemetry_connections_rejected",
+        "telemetry_events_received",
+        "telemetry_events_dropped",
+        "telemetry_events_rate_limited",
+        "telemetry_buffer_pending",
+        "telemetry_batch_write_duration_count",
+        "telemetry_broadcaster_subscribers",
+        "telemetry_broadcaster_total_broadcast",
+        "telemetry_database_pool_connections",
+        "telemetry_ingest_latency_seconds_count",
+        "telemetry_broadcast_latency_seconds_count",
+        "telemetry_decode_failures",
+        "telemetry_ws_slow_clients_disconnected",
+        "telemetry_broadcaster_events_shed",
+    ] {
+        assert!(
+            before
+                .iter()
+                .any(|(k, _)| k.split('{').next() == Some(name)),
+            "{name} is exported"
+        );
+    }
+    assert_eq!(sample(&before, "telemetry_events_received"), 0.0);
+
+    let (mut ws, _) = ws_connect(api).await;
+    let mut node = FakeNode::connect(server.telemetry_addr, node_info(24, 2)).await;
+    let events: Vec<TimedEvent> = (0..20).map(|i| timed(best(i), u64::from(i))).collect();
+    node.send_events(&events).await;
+    for _ in 0..20 {
+        ws_until(&mut ws, "event").await;
+    }
+    assert!(eventually(WAIT, || async { stored_count(api).await == 20 }).await);
+    let (_, _, body) = get(api, "/metrics", &[]).await;
+    let after = parse_prometheus(std::str::from_utf8(&body).unwrap());
+    assert_eq!(sample(&after, "telemetry_events_received"), 20.0);
+    assert_eq!(
+        sample(&after, "telemetry_broadcaster_total_broadcast"),
+        20.0
+    );
+    assert_eq!(sample(&after, "telemetry_broadcaster_subscribers"), 1.0);
+    assert_eq!(sample(&after, "telemetry_connections_total"), 1.0);
+    assert_eq!(sample(&after, "telemetry_active_connections"), 1.0);
+    assert_eq!(
+        sample(&after, "telemetry_broadcast_latency_seconds_count"),
+        20.0
+    );
+    assert!(sample(&after, "telemetry_ingest_latency_seconds_count") >= 1.0);
+    assert!(sample(&after, "telemetry_batch_write_duration_count") >= 1.0);
+}
+
+#[actix_web::test]
+async fn cors_allows_the_configured_origins_only() {
+    let db = TestDb::new();
+    let server = TestServer::start(Config {
+        cors_allowed_origins: "https://dash.example.org, http://localhost:3000".into(),
+        ..test_config(&db)
+    })
+    .await;
+    let api = server.api_addr;
+    let (status, headers, _) = get(
+        api,
+        "/api/health",
+        &[("Origin", "https://dash.example.org")],
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        header(&headers, "access-control-allow-origin"),
+        "https://dash.example.org"
+    );
+    let (_, headers, _) = get(api, "/api/health", &[("Origin", "https://evil.example")]).await;
+    assert!(headers.get("access-control-allow-origin").is_none());
+    drop(server);
+
+    // The default: any origin.
+    let db = TestDb::new();
+    let server = TestServer::start(test_config(&db)).await;
+    let (_, headers, _) = get(
+        server.api_addr,
+        "/api/nodes",
+        &[("Origin", "https://anywhere.example")],
+    )
+    .await;
+    assert_eq!(header(&headers, "access-control-allow-origin"), "*");
+}
+
+#[actix_web::test]
+async fn detailed_health_is_503_when_the_database_is_unreachable() {
+    let db = TestDb::new();
+    let server = TestServer::start(Config {
+        shutdown_timeout_secs: 3,
+        ..test_config(&db)
+    })
+    .await;
+    let api = server.api_addr;
+    let (status, health) = get_json(api, "/api/health/detailed").await;
+    assert_eq!(status, 200, "{health}");
+    assert_eq!(health["status"], "healthy");
+    let database = &health["components"]["database"];
+    assert_eq!(database["status"], "healthy");
+    assert!(database["latency_ms"].as_f64().unwrap() > 0.0);
+    assert!(database["message"].is_string());
+    assert_eq!(health["components"]["broadcaster"]["status"], "healthy");
+    assert_eq!(health["components"]["broadcaster"]["subscribers"], 0);
+    assert!(
+        health["components"]["memory"]["usage_percent"]
+            .as_f64()
+            .unwrap()
+            > 0.0
+    );
+    assert_eq!(health["version"], env!("CARGO_PKG_VERSION"));
+    assert!(health["uptime_seconds"].is_u64());
+    assert!(is_rfc3339_utc(&health["timestamp"]));
+
+    // The database goes away (its connections are terminated, new ones are refused).
+    tart_backend::store::drop_database(&db.url).await.unwrap();
+    let (status, health) = get_json(api, "/api/health/detailed").await;
+    assert_eq!(status, 503, "{health}");
+    assert_eq!(health["status"], "unhealthy");
+    assert_eq!(health["components"]["database"]["status"], "unhealthy");
+    let (status, error) = get_json(api, "/api/nodes").await;
+    assert_eq!(status, 503);
+    assert!(error["error"].as_str().unwrap().contains("database"));
+    // The process itself still answers.
+    assert_eq!(get_json(api, "/api/health").await.0, 200);
+}
