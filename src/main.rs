@@ -148,32 +148,10 @@ fn decode(file: &str, max_frame: usize) -> ExitCode {
     }
 }
 
-/// One plain HTTP/1.0 GET; healthy means status 200.
+/// Healthy means the health endpoint answers 200.
 fn healthcheck(url: &str) -> Result<(), String> {
-    use std::io::{Read, Write};
-    let rest = url
-        .strip_prefix("http://")
-        .ok_or("only http:// URLs are supported")?;
-    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
-    let path = if path.is_empty() { "/" } else { path };
-    let addr = std::net::ToSocketAddrs::to_socket_addrs(authority)
-        .map_err(|e| format!("{authority}: {e}"))?
-        .next()
-        .ok_or_else(|| format!("{authority}: no address"))?;
-    let timeout = std::time::Duration::from_secs(3);
-    let mut stream =
-        std::net::TcpStream::connect_timeout(&addr, timeout).map_err(|e| format!("{addr}: {e}"))?;
-    stream.set_read_timeout(Some(timeout)).ok();
-    write!(stream, "GET {path} HTTP/1.0\r\nHost: {authority}\r\n\r\n")
-        .map_err(|e| e.to_string())?;
-    let mut response = String::new();
-    stream
-        .read_to_string(&mut response)
-        .map_err(|e| e.to_string())?;
-    let status = response.lines().next().unwrap_or_default();
-    if status.split_whitespace().nth(1) == Some("200") {
-        Ok(())
-    } else {
-        Err(format!("{url} answered `{status}`"))
+    match tart_backend::api::client::get(url, std::time::Duration::from_secs(3))? {
+        (200, _) => Ok(()),
+        (status, body) => Err(format!("{url} answered {status}: {body}")),
     }
 }

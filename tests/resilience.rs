@@ -167,6 +167,28 @@ async fn sigterm_writes_everything_sent_and_exits_zero() {
         .parse()
         .unwrap();
 
+    let api = line
+        .split_whitespace()
+        .find_map(|word| word.strip_prefix("api="))
+        .unwrap_or_else(|| panic!("no API address in {line:?}"))
+        .to_owned();
+    let healthcheck = |url: String| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_tart-backend"))
+            .args(["healthcheck", "--url", &url])
+            .output()
+            .unwrap()
+            .status
+            .success()
+    };
+    assert!(
+        healthcheck(format!("{api}/api/health")),
+        "healthcheck passes"
+    );
+    assert!(
+        !healthcheck(format!("{api}/no/such/path")),
+        "a 404 is unhealthy"
+    );
+
     let mut node = FakeNode::connect(addr, node_info(21, 2)).await;
     let events = block_events(20_000);
     node.send_events(&events).await;

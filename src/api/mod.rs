@@ -5,6 +5,7 @@
 //! runtime that made it, so each worker builds its own small pool ([`ApiPool`]); the DB writer's
 //! pool is not shared. Every error is JSON, `{"error": "..."}`, with its status code.
 
+pub mod client;
 pub mod health;
 pub mod rest;
 pub mod stats;

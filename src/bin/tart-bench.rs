@@ -197,7 +197,8 @@ fn process_usage(pid: u32) -> (u64, u64, f64) {
     (field("VmHWM:"), field("VmRSS:"), ticks / 100.0)
 }
 
-fn start_server(db_url: &str, args: &Args) -> (Child, std::net::SocketAddr) {
+/// Starts the release server; returns it with its telemetry address and API base URL.
+fn start_server(db_url: &str, args: &Args) -> (Child, std::net::SocketAddr, String) {
     let exe = std::env::current_exe()
         .unwrap()
         .with_file_name("tart-backend");
@@ -228,13 +229,52 @@ fn start_server(db_url: &str, args: &Args) -> (Child, std::net::SocketAddr) {
     std::io::BufReader::new(child.stdout.take().unwrap())
         .read_line(&mut line)
         .unwrap();
-    let addr = line
-        .split_whitespace()
-        .find_map(|w| w.strip_prefix("telemetry="))
-        .unwrap_or_else(|| panic!("server did not start: {line:?}"))
-        .parse()
-        .unwrap();
-    (child, addr)
+    let field = |name: &str| {
+        line.split_whitespace()
+            .find_map(|w| w.strip_prefix(name))
+            .unwrap_or_else(|| panic!("server did not start: {line:?}"))
+            .to_owned()
+    };
+    (child, field("telemetry=").parse().unwrap(), field("api="))
+}
+
+/// The server's metrics, as text.
+fn metrics(api: &str) -> String {
+    tart_backend::api::client::get(&format!("{api}/metrics"), Duration::from_secs(5))
+        .map(|(_, body)| body)
+        .unwrap_or_default()
+}
+
+/// A counter or gauge (summed over label sets).
+fn metric(text: &str, name: &str) -> f64 {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| {
+            let (key, value) = l.rsplit_once(' ')?;
+            (key.split('{').next()? == name).then(|| value.parse::<f64>().ok())?
+        })
+        .sum()
+}
+
+/// The upper bound (in ms) of the histogram bucket holding quantile `q`.
+fn quantile_ms(text: &str, histogram: &str, q: f64) -> Option<f64> {
+    let prefix = format!("{histogram}_bucket{{le=\"");
+    let buckets: Vec<(f64, f64)> = text
+        .lines()
+        .filter_map(|l| {
+            let rest = l.strip_prefix(&prefix)?;
+            let (le, count) = rest.split_once("\"} ")?;
+            Some((le.parse().unwrap_or(f64::INFINITY), count.parse().ok()?))
+        })
+        .collect();
+    let total = buckets.last()?.1;
+    if total == 0.0 {
+        return None;
+    }
+    buckets
+        .iter()
+        .find(|(_, count)| *count >= q * total)
+        .map(|(le, _)| le * 1000.0)
 }
 
 #[tokio::main]
@@ -245,7 +285,7 @@ async fn main() {
         args.postgres,
         chrono::Utc::now().format("%Y%m%d%H%M%S")
     );
-    let (mut server, addr) = start_server(&db_url, &args);
+    let (mut server, addr, api) = start_server(&db_url, &args);
     let pid = server.id();
     let mut db = AsyncPgConnection::establish(&db_url)
         .await
@@ -265,21 +305,17 @@ async fn main() {
     } else {
         vec![args.rate]
     };
-    let stored_sql = "SELECT coalesce(sum(event_count), 0)::int8 AS n FROM nodes";
+    let stored = || metric(&metrics(&api), "telemetry_events_stored");
     let mut steps = Vec::new();
     let mut best = 0.0f64;
     for rate in rates {
         load.rate.store(rate, Ordering::Relaxed);
         tokio::time::sleep(Duration::from_secs(3)).await; // settle at the new rate
-        let (sent0, stored0, t0) = (
-            load.sent.load(Ordering::Relaxed),
-            query_count(&mut db, stored_sql).await,
-            Instant::now(),
-        );
+        let (sent0, stored0, t0) = (load.sent.load(Ordering::Relaxed), stored(), Instant::now());
         tokio::time::sleep(Duration::from_secs(args.duration)).await;
         let secs = t0.elapsed().as_secs_f64();
         let sent_rate = (load.sent.load(Ordering::Relaxed) - sent0) as f64 / secs;
-        let stored_rate = (query_count(&mut db, stored_sql).await - stored0) as f64 / secs;
+        let stored_rate = (stored() - stored0) / secs;
         let (_, rss_kb, _) = process_usage(pid);
         let step = json!({
             "offered_per_node": rate,
@@ -302,17 +338,22 @@ async fn main() {
     let sent = load.sent.load(Ordering::Relaxed) as i64;
     // Let the pipeline finish, then count the rows themselves.
     let drain_start = Instant::now();
-    while query_count(&mut db, stored_sql).await
-        + query_count(
-            &mut db,
-            "SELECT coalesce(sum(events_rate_limited),0)::int8 AS n FROM node_sessions",
-        )
-        .await
-        < sent
-        && drain_start.elapsed() < Duration::from_secs(60)
-    {
+    loop {
+        let text = metrics(&api);
+        let done = metric(&text, "telemetry_events_stored")
+            + metric(&text, "telemetry_events_rate_limited");
+        if done >= sent as f64 || drain_start.elapsed() > Duration::from_secs(60) {
+            break;
+        }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
+    let final_metrics = metrics(&api);
+    let latency = |histogram: &str| {
+        json!({
+            "p50_ms": quantile_ms(&final_metrics, histogram, 0.5),
+            "p99_ms": quantile_ms(&final_metrics, histogram, 0.99),
+        })
+    };
     let (peak_kb, rss_kb, cpu_secs) = process_usage(pid);
     let _ = Command::new("kill")
         .args(["-TERM", &pid.to_string()])
@@ -334,6 +375,8 @@ async fn main() {
         "events_lost": sent - stored - rate_limited,
         "steps": steps,
         "max_stored_per_sec": best.round(),
+        "ingest_latency": latency("telemetry_ingest_latency_seconds"),
+        "db_batch_write": latency("telemetry_batch_write_duration"),
         "server_peak_rss_mb": peak_kb / 1024,
         "server_rss_mb_at_end": rss_kb / 1024,
         "rss_per_connection_kb": peak_kb / args.nodes.max(1) as u64,
