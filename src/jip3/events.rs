@@ -280,6 +280,15 @@ pub struct TimedEvent {
 
 impl TimedEvent {
     /// Decodes a whole event body; `core_count` comes from this connection's NodeInformation.
+    ///
+    /// ```
+    /// use tart_backend::jip3::{Event, TimedEvent};
+    /// let body = [0x40, 0, 0, 0, 0, 0, 0, 0, 13, 1]; // timestamp 64, SyncStatusChanged(true)
+    /// let event = TimedEvent::parse(&body, 2).unwrap();
+    /// assert_eq!(event.event, Event::SyncStatusChanged { synced: true });
+    /// assert_eq!(serde_json::to_string(&event.event).unwrap(), r#"{"SyncStatusChanged":{"synced":true}}"#);
+    /// assert_eq!(event.to_bytes(), body);
+    /// ```
     pub fn parse(body: &[u8], core_count: u16) -> Result<Self, DecodeError> {
         let mut r = Reader::new(body, core_count);
         let timestamp = r.u64()?;

@@ -6,6 +6,13 @@
 use super::wire::{DecodeError, Reader};
 
 /// Appends `value` in its canonical GP encoding (1 to 9 bytes).
+///
+/// ```
+/// use tart_backend::jip3::natural::encode_natural;
+/// let mut out = Vec::new();
+/// encode_natural(128, &mut out); // LEB128 would write 80 01
+/// assert_eq!(out, [0x80, 0x80]);
+/// ```
 pub fn encode_natural(value: u64, out: &mut Vec<u8>) {
     if value < 1 << 56 {
         // Find l with 2^(7l) <= value < 2^(7(l+1)); l = 0 for values below 128.
