@@ -40,7 +40,7 @@ pub struct Drain;
 
 /// Work of the serial lane.
 enum MetaOp {
-    Connect(NodeConnected),
+    Connect(Box<NodeConnected>),
     Disconnect(SessionEnded),
     Rollup(Rollup),
 }
@@ -357,7 +357,12 @@ struct JobOutcome {
 async fn write_job(pool: &Pool, job: &[EventBatch]) -> Result<JobOutcome, StoreError> {
     let events: Vec<JobEvent<'_>> = job
         .iter()
-        .flat_map(|batch| batch.events.iter().map(move |event| JobEvent { batch, event }))
+        .flat_map(|batch| {
+            batch
+                .events
+                .iter()
+                .map(move |event| JobEvent { batch, event })
+        })
         .collect();
     let gaps: Vec<RateLimitGap> = job.iter().flat_map(|b| b.gaps.iter().cloned()).collect();
     let error = match write_rows(pool, &events, &gaps, &[]).await {
@@ -474,7 +479,12 @@ async fn write_rows(
     write::write_batch(&mut conn, &rows).await
 }
 
-fn failure_row(batch: &EventBatch, event: &IngestEvent, error: String, raw: Vec<u8>) -> NewDecodeFailure {
+fn failure_row(
+    batch: &EventBatch,
+    event: &IngestEvent,
+    error: String,
+    raw: Vec<u8>,
+) -> NewDecodeFailure {
     NewDecodeFailure {
         id: event.id,
         node_id: batch.node_id.to_string(),
@@ -582,7 +592,7 @@ impl Handler<NodeConnected> for DbWriter {
     type Result = ();
 
     fn handle(&mut self, msg: NodeConnected, ctx: &mut Context<Self>) {
-        self.meta.push_back(MetaOp::Connect(msg));
+        self.meta.push_back(MetaOp::Connect(Box::new(msg)));
         self.pump_meta(ctx);
     }
 }

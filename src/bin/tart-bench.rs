@@ -128,7 +128,7 @@ async fn run_node(
     index: usize,
     load: Arc<Load>,
 ) -> std::io::Result<()> {
-    let cores = if index % 2 == 0 { 2 } else { 341 };
+    let cores = if index.is_multiple_of(2) { 2 } else { 341 };
     let mut info = NodeInformation::generate(&mut Generator::new(index as u64, cores));
     info.peer_id.0[..8].copy_from_slice(&(index as u64).to_le_bytes());
     info.implementation_name = "tart-bench".into();

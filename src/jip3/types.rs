@@ -130,7 +130,10 @@ impl CoreBitfield {
     }
 
     pub fn is_available(&self, core: usize) -> bool {
-        self.0 .0.get(core / 8).is_some_and(|b| b & (1 << (core % 8)) != 0)
+        self.0
+             .0
+            .get(core / 8)
+            .is_some_and(|b| b & (1 << (core % 8)) != 0)
     }
 }
 
@@ -149,7 +152,7 @@ impl Generate for CoreBitfield {
         let cores = g.core_count();
         let mut bytes = g.bytes(Self::byte_len(cores));
         // Bits past the last core are zero, as a node would send them.
-        if cores % 8 != 0 {
+        if !cores.is_multiple_of(8) {
             if let Some(last) = bytes.last_mut() {
                 *last &= (1u8 << (cores % 8)) - 1;
             }
@@ -204,7 +207,11 @@ impl<const N: usize> Wire for BoundedString<N> {
         let offset = r.position();
         let len = decode_natural(r)?;
         if len > N as u64 {
-            return Err(DecodeError::StringTooLong { offset, len, max: N });
+            return Err(DecodeError::StringTooLong {
+                offset,
+                len,
+                max: N,
+            });
         }
         let bytes = r.take(len as usize)?;
         std::str::from_utf8(bytes)
