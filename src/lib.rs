@@ -10,4 +10,5 @@ pub mod config;
 pub mod jip3;
 pub mod metrics;
 pub mod server;
+pub mod sim;
 pub mod store;
