@@ -240,6 +240,20 @@ async fn stored_references_point_at_events_of_the_right_type_in_the_same_session
         checked += 1;
     }
     assert!(checked > 500, "only {checked} references checked");
+    assert_eq!(ids_not_advanced_by_dropped(&db).await, 0);
+}
+
+/// Dropped events whose next stored event (same session) does not have the ID N further on.
+async fn ids_not_advanced_by_dropped(db: &TestDb) -> i64 {
+    count(
+        &mut db.connect().await,
+        "SELECT count(*) AS n FROM events d WHERE d.event_type = 0 AND $1 = $1 AND \
+         (SELECT min(x.event_id) FROM events x WHERE x.session_id = d.session_id \
+          AND x.event_id > d.event_id) \
+         <> d.event_id + (d.data->'Dropped'->>'num_dropped')::int8",
+        "",
+    )
+    .await
 }
 
 #[tokio::test]
@@ -300,6 +314,19 @@ async fn nodes_reconnect_when_the_server_comes_back_on_the_same_port() {
     }
     let report = sim.finish().await;
     assert_eq!(report.reconnects(), 3, "one reconnect per node");
+    for node in &report.nodes {
+        // What the first connection never delivered opens the second as Dropped(N), ID 0.
+        let opened_with = stored(
+            &db,
+            "SELECT coalesce((SELECT (data->'Dropped'->>'num_dropped')::int8 FROM events \
+             WHERE node_id = $1 AND event_id = 0 AND event_type = 0 AND session_id = \
+             (SELECT max(session_id) FROM node_sessions WHERE node_id = $1)), 0) AS n",
+            &node.node_id,
+        )
+        .await;
+        assert_eq!(opened_with, node.events_lost as i64);
+    }
+    assert_eq!(ids_not_advanced_by_dropped(&db).await, 0);
     for node_id in &node_ids {
         assert_eq!(
             stored(

@@ -279,7 +279,6 @@ impl Simulation {
                 target: self.config.target,
                 max_backoff: self.config.max_backoff,
                 clock,
-                jam_start,
                 stats: self.stats.clone(),
                 out: Outbox::default(),
             };

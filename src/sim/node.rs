@@ -16,7 +16,7 @@ use super::flow::{Flow, Micros};
 use super::outbox::Outbox;
 use super::SimStats;
 use crate::jip3::codec::frame;
-use crate::jip3::{Event, NodeInformation};
+use crate::jip3::NodeInformation;
 
 /// Frames collect for this long before a write: cheap at 1,024 nodes, prompt enough to watch.
 const TICK: Duration = Duration::from_millis(40);
@@ -48,7 +48,6 @@ pub struct Node {
     pub target: SocketAddr,
     pub max_backoff: Duration,
     pub clock: Clock,
-    pub jam_start: u64,
     pub stats: Arc<SimStats>,
     pub out: Outbox,
 }
@@ -62,6 +61,7 @@ impl Node {
             return;
         }
         let mut backoff = FIRST_BACKOFF;
+        let mut failures = 0u64;
         loop {
             let attempt = tokio::select! {
                 _ = stop.cancelled() => return,
@@ -74,11 +74,19 @@ impl Node {
                         Ok(Err(e)) => e.to_string(),
                         _ => "timed out".into(),
                     };
-                    log::debug!(
-                        "node {}: cannot connect to {}: {why}",
-                        self.index,
-                        self.target
-                    );
+                    failures += 1;
+                    let target = self.target;
+                    if failures == 1 {
+                        log::warn!(
+                            "node {}: cannot connect to {target}: {why}; retrying",
+                            self.index
+                        );
+                    } else {
+                        log::debug!("node {}: cannot connect to {target}: {why}", self.index);
+                    }
+                    // The node goes on without telemetry; what it would have sent is dropped.
+                    self.flow.advance(self.clock.now(), &mut self.out);
+                    self.out.discard();
                     // Full jitter in the upper half, so nodes spread out rather than retry in step.
                     let wait = backoff.mul_f64(rand::rng().random_range(0.5..1.0));
                     backoff = (backoff * 2).min(self.max_backoff);
@@ -89,6 +97,7 @@ impl Node {
                 }
             };
             backoff = FIRST_BACKOFF;
+            failures = 0;
             match self.session(socket, &stop).await {
                 Ended::Stopped => return,
                 Ended::Lost(why) => {
@@ -101,22 +110,17 @@ impl Node {
     async fn session(&mut self, socket: TcpStream, stop: &CancellationToken) -> Ended {
         let _ = socket.set_nodelay(true);
         let (mut reader, mut writer) = socket.into_split();
-        let undelivered = self.out.new_connection();
         if let Err(e) = writer.write_all(&frame(&self.info.to_bytes())).await {
             return Ended::Lost(e.to_string());
         }
         self.stats.nodes[self.index].connected();
-        let now = self.clock.now();
-        self.flow.connected(now);
-        if undelivered > 0 {
-            self.stats.nodes[self.index].lost(undelivered);
-            let timestamp = self.jam_start + now;
-            let dropped = Event::Dropped {
-                last_timestamp: timestamp,
-                num_dropped: undelivered,
-            };
-            self.out.push(timestamp, &dropped);
+        // The spec allows Dropped as the first event of a connection: it stands for what the
+        // last one never delivered, and the next event's ID is its N.
+        if let Some(lost) = self.out.new_connection() {
+            self.stats.nodes[self.index].lost(lost.events);
+            self.out.push(lost.first, &lost.as_dropped());
         }
+        self.flow.connected(self.clock.now());
         let mut ticker = tokio::time::interval(TICK);
         ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let mut scratch = [0u8; 64];

@@ -4,12 +4,32 @@
 use crate::jip3::events::{EventId, Timestamp};
 use crate::jip3::Event;
 
+/// Events a connection never delivered: how many IDs, and the first and last timestamps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Undelivered {
+    pub first: Timestamp,
+    pub last: Timestamp,
+    pub events: u64,
+}
+
+impl Undelivered {
+    /// The Dropped event that stands for them: its own timestamp is the first one's.
+    pub fn as_dropped(&self) -> Event {
+        Event::Dropped {
+            last_timestamp: self.last,
+            num_dropped: self.events,
+        }
+    }
+}
+
 /// Frames waiting for the next write, and the ID bookkeeping of the current connection.
 pub struct Outbox {
     next_id: EventId,
     newest_id: Option<EventId>,
-    /// The ID of the first event in `buf`: IDs from here on are not delivered yet.
+    /// The ID of the first event not delivered yet (in `buf` or discarded), and the timestamps
+    /// of the first and the last of them.
     unsent_from: EventId,
+    unsent_times: Option<(Timestamp, Timestamp)>,
     /// The ID of the newest event of each type on this connection.
     last_id: [Option<EventId>; 256],
     /// Event types sent on any connection of this node.
@@ -24,6 +44,7 @@ impl Default for Outbox {
             next_id: 0,
             newest_id: None,
             unsent_from: 0,
+            unsent_times: None,
             last_id: [None; 256],
             seen: [false; 256],
             buf: Vec::with_capacity(16 * 1024),
@@ -44,10 +65,16 @@ impl Outbox {
         self.buf[start..start + 4].copy_from_slice(&len.to_le_bytes());
 
         let discriminator = event.discriminator();
-        self.next_id += match event {
-            Event::Dropped { num_dropped, .. } => *num_dropped,
-            _ => 1,
+        let (advance, last) = match event {
+            Event::Dropped {
+                num_dropped,
+                last_timestamp,
+            } => (*num_dropped, *last_timestamp),
+            _ => (1, timestamp),
         };
+        self.next_id += advance;
+        let (first, _) = self.unsent_times.unwrap_or((timestamp, last));
+        self.unsent_times = Some((first, last));
         self.newest_id = Some(id);
         self.last_id[usize::from(discriminator)] = Some(id);
         self.seen[usize::from(discriminator)] = true;
@@ -75,20 +102,32 @@ impl Outbox {
 
     /// Forgets the frames once written.
     pub fn clear(&mut self) {
-        self.buf.clear();
-        self.queued = 0;
+        self.discard();
         self.unsent_from = self.next_id;
+        self.unsent_times = None;
     }
 
-    /// A new connection is a new ID sequence starting at 0. Returns how many event IDs were never
-    /// delivered on the old one (a queued Dropped(N) counts N), for a Dropped on the new one.
-    pub fn new_connection(&mut self) -> u64 {
-        let lost = self.next_id - self.unsent_from;
+    /// Forgets the frames unsent, as a node does while its telemetry connection is down; they
+    /// still count as undelivered.
+    pub fn discard(&mut self) {
+        self.buf.clear();
+        self.queued = 0;
+    }
+
+    /// A new connection is a new ID sequence starting at 0. Returns what the old one never
+    /// delivered (a queued Dropped(N) counts N).
+    pub fn new_connection(&mut self) -> Option<Undelivered> {
+        let events = self.next_id - self.unsent_from;
+        let dropped = self.unsent_times.map(|(first, last)| Undelivered {
+            first,
+            last,
+            events,
+        });
         self.next_id = 0;
         self.clear();
         self.newest_id = None;
         self.last_id = [None; 256];
-        lost
+        dropped
     }
 }
 
@@ -137,11 +176,18 @@ mod tests {
         assert_eq!(ids, vec![0, 1, 6]);
 
         out.clear();
+        assert_eq!(out.new_connection(), None, "everything was delivered");
         out.push(4, &dropped);
+        out.discard();
         out.push(5, &synced);
+        let lost = Undelivered {
+            first: 4,
+            last: 5,
+            events: 6,
+        };
         assert_eq!(
             out.new_connection(),
-            6,
+            Some(lost),
             "Dropped(5) and one more were not delivered"
         );
         assert_eq!(out.push(6, &synced), 0);
