@@ -48,10 +48,7 @@ impl Metrics {
             0.25, 0.5, 1.0, 2.5, 5.0,
         ];
         Metrics {
-            active_connections: gauge(
-                "telemetry_active_connections",
-                "Node connections open now",
-            ),
+            active_connections: gauge("telemetry_active_connections", "Node connections open now"),
             connections_total: counter(
                 "telemetry_connections_total",
                 "Node connections accepted since start",
@@ -75,10 +72,7 @@ impl Metrics {
                 "telemetry_events_received",
                 "Event frames received from nodes (decoded or not)",
             ),
-            events_stored: counter(
-                "telemetry_events_stored",
-                "Events written to PostgreSQL",
-            ),
+            events_stored: counter("telemetry_events_stored", "Events written to PostgreSQL"),
             events_dropped: counter(
                 "telemetry_events_dropped",
                 "Events nodes reported as dropped on their side (sum of Dropped counts)",

@@ -83,7 +83,10 @@ async fn every_event_type_is_stored_exactly_for_nodes_with_different_core_counts
 
     for (node, sent) in [(&small, &small_events), (&large, &large_events)] {
         assert!(
-            eventually(WAIT, || async { events_of(&db, &node.node_id()).await == 115 }).await,
+            eventually(WAIT, || async {
+                events_of(&db, &node.node_id()).await == 115
+            })
+            .await,
             "all 115 events of node {} stored",
             node.node_id()
         );
@@ -118,17 +121,32 @@ async fn reconnecting_node_keeps_its_row_and_gets_a_new_session() {
 
     let mut first = FakeNode::connect(server.telemetry_addr, info.clone()).await;
     first.send_events(&events).await;
-    assert!(eventually(WAIT, || async { events_of(&db, &info.node_id()).await == 10 }).await);
+    assert!(
+        eventually(WAIT, || async {
+            events_of(&db, &info.node_id()).await == 10
+        })
+        .await
+    );
     drop(first);
 
     let mut second = FakeNode::connect(server.telemetry_addr, info.clone()).await;
     second.send_events(&events).await;
-    assert!(eventually(WAIT, || async { events_of(&db, &info.node_id()).await == 20 }).await);
+    assert!(
+        eventually(WAIT, || async {
+            events_of(&db, &info.node_id()).await == 20
+        })
+        .await
+    );
 
     let conn = &mut db.connect().await;
     let id = info.node_id();
     assert_eq!(
-        count(conn, "SELECT count(*) AS n FROM nodes WHERE node_id = $1", &id).await,
+        count(
+            conn,
+            "SELECT count(*) AS n FROM nodes WHERE node_id = $1",
+            &id
+        )
+        .await,
         1
     );
     assert_eq!(
@@ -173,13 +191,15 @@ async fn a_second_connection_of_the_same_node_replaces_the_first() {
     let info = node_info(10, 2);
     let mut old = FakeNode::connect(server.telemetry_addr, info.clone()).await;
     let mut new = FakeNode::connect(server.telemetry_addr, info.clone()).await;
-    assert!(
-        old.closed_by_server(WAIT).await,
-        "old connection is closed"
-    );
+    assert!(old.closed_by_server(WAIT).await, "old connection is closed");
     assert!(!new.closed_by_server(Duration::from_millis(300)).await);
     new.send_events(&every_event_type(2, 2)[..3]).await;
-    assert!(eventually(WAIT, || async { events_of(&db, &info.node_id()).await == 3 }).await);
+    assert!(
+        eventually(WAIT, || async {
+            events_of(&db, &info.node_id()).await == 3
+        })
+        .await
+    );
     let id = info.node_id();
     // The old session's end must not mark the node disconnected.
     assert!(
@@ -296,7 +316,12 @@ async fn an_oversized_length_prefix_ends_the_connection_but_keeps_what_came_befo
         .await
         .unwrap();
     assert!(node.closed_by_server(WAIT).await);
-    assert!(eventually(WAIT, || async { events_of(&db, &node.node_id()).await == 5 }).await);
+    assert!(
+        eventually(WAIT, || async {
+            events_of(&db, &node.node_id()).await == 5
+        })
+        .await
+    );
     assert_eq!(
         server.metric("telemetry_connections_closed{reason=\"oversized_frame\"}"),
         1.0
@@ -409,7 +434,10 @@ async fn events_over_the_rate_limit_are_counted_and_leave_gap_records() {
         "burst of 50 (plus at most a refill or two) stored, got {stored}"
     );
     assert_eq!(stored + limited, 400, "every event is stored or counted");
-    assert_eq!(server.metric("telemetry_events_rate_limited"), limited as f64);
+    assert_eq!(
+        server.metric("telemetry_events_rate_limited"),
+        limited as f64
+    );
 
     let gaps: Vec<Gap> = diesel::sql_query(
         "SELECT first_event_id, last_event_id, event_count FROM rate_limit_gaps \

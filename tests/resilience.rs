@@ -33,7 +33,12 @@ fn block_events(n: u64) -> Vec<TimedEvent> {
 
 async fn stored_and_distinct(db: &TestDb, node_id: &str) -> (i64, i64) {
     let conn = &mut db.connect().await;
-    let all = count(conn, "SELECT count(*) AS n FROM events WHERE node_id = $1", node_id).await;
+    let all = count(
+        conn,
+        "SELECT count(*) AS n FROM events WHERE node_id = $1",
+        node_id,
+    )
+    .await;
     let distinct = count(
         conn,
         "SELECT count(DISTINCT event_id) AS n FROM events WHERE node_id = $1",
@@ -79,7 +84,12 @@ async fn a_database_outage_loses_nothing_and_duplicates_nothing() {
     let events = block_events(8_000);
 
     node.send_events(&events[..1_000]).await;
-    assert!(eventually(WAIT, || async { stored_and_distinct(&db, &id).await.0 == 1_000 }).await);
+    assert!(
+        eventually(WAIT, || async {
+            stored_and_distinct(&db, &id).await.0 == 1_000
+        })
+        .await
+    );
 
     set_database_reachable(&db, false).await;
     // More than the queue holds: the connection must stop reading (backpressure), not drop.
@@ -106,7 +116,10 @@ async fn a_database_outage_loses_nothing_and_duplicates_nothing() {
     set_database_reachable(&db, true).await;
     let node = sender.await.unwrap();
     assert!(
-        eventually(WAIT, || async { stored_and_distinct(&db, &id).await == (8_000, 8_000) }).await,
+        eventually(WAIT, || async {
+            stored_and_distinct(&db, &id).await == (8_000, 8_000)
+        })
+        .await,
         "every event stored exactly once after the outage: {:?}",
         stored_and_distinct(&db, &id).await
     );
@@ -199,7 +212,12 @@ async fn nul_characters_in_strings_are_stored_as_replacement_characters() {
     };
     node.send_events(&[event]).await;
     let id = node.node_id();
-    assert!(eventually(WAIT, || async { stored_and_distinct(&db, &id).await.0 == 1 }).await);
+    assert!(
+        eventually(WAIT, || async {
+            stored_and_distinct(&db, &id).await.0 == 1
+        })
+        .await
+    );
     let conn = &mut db.connect().await;
     assert_eq!(
         count(
@@ -290,7 +308,12 @@ async fn a_row_the_database_refuses_is_isolated_and_kept_as_a_failure() {
     let conn = &mut db.connect().await;
     let node = "ab".repeat(32);
     assert_eq!(
-        count(conn, "SELECT count(*) AS n FROM events WHERE node_id = $1", &node).await,
+        count(
+            conn,
+            "SELECT count(*) AS n FROM events WHERE node_id = $1",
+            &node
+        )
+        .await,
         9
     );
     assert_eq!(

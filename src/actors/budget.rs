@@ -29,7 +29,10 @@ impl QueueBudget {
 
     /// Waits until `count` events fit. `count` must not exceed the capacity.
     pub async fn acquire(&self, count: usize) {
-        assert!(count <= self.capacity, "a batch larger than the whole queue");
+        assert!(
+            count <= self.capacity,
+            "a batch larger than the whole queue"
+        );
         self.permits
             .acquire_many(count as u32)
             .await

@@ -101,13 +101,10 @@ impl RateLimiter {
         let events = std::mem::take(&mut batch.events);
         let mut admitted = Vec::with_capacity(events.len());
         for event in events {
-            let bucket = self
-                .buckets
-                .entry(batch.node_id.clone())
-                .or_insert(Bucket {
-                    tokens: burst,
-                    refilled_at: now,
-                });
+            let bucket = self.buckets.entry(batch.node_id.clone()).or_insert(Bucket {
+                tokens: burst,
+                refilled_at: now,
+            });
             if Self::admit(bucket, per_sec, burst, now) {
                 if let Some(open) = self.open_gaps.remove(&batch.session_id) {
                     batch.gaps.push(open.gap);

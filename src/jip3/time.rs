@@ -35,7 +35,10 @@ mod tests {
 
     #[test]
     fn vector_timestamp_converts() {
-        assert_eq!(to_rfc3339(27_900_000_123_456), "2025-11-20T10:00:00.123456Z");
+        assert_eq!(
+            to_rfc3339(27_900_000_123_456),
+            "2025-11-20T10:00:00.123456Z"
+        );
         assert_eq!(to_rfc3339(0), "2025-01-01T12:00:00.000000Z");
     }
 }

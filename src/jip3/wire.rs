@@ -16,11 +16,7 @@ pub enum DecodeError {
     #[error("{count} trailing bytes after the last field (at byte {offset})")]
     TrailingBytes { offset: usize, count: usize },
     #[error("string at byte {offset} is {len} bytes long, limit is {max}")]
-    StringTooLong {
-        offset: usize,
-        len: u64,
-        max: usize,
-    },
+    StringTooLong { offset: usize, len: u64, max: usize },
     #[error("string at byte {offset} is not valid UTF-8")]
     InvalidUtf8 { offset: usize },
     #[error("invalid {what} byte {value:#04x} at byte {offset}")]

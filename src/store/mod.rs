@@ -41,7 +41,9 @@ impl From<bb8::RunError<diesel_async::pooled_connection::PoolError>> for StoreEr
 
 /// The URL of the same server's `postgres` maintenance database, and the target database name.
 fn maintenance_url(url: &str) -> Option<(String, String)> {
-    let (base, query) = url.split_once('?').map_or((url, None), |(b, q)| (b, Some(q)));
+    let (base, query) = url
+        .split_once('?')
+        .map_or((url, None), |(b, q)| (b, Some(q)));
     let authority_start = base.find("://")? + 3;
     let slash = base.rfind('/').filter(|&i| i >= authority_start)?;
     let name = base[slash + 1..].to_owned();

@@ -43,7 +43,9 @@ async fn create_partition(conn: &mut AsyncPgConnection, day: NaiveDate) -> Resul
         format!("CREATE TABLE {name} (LIKE events INCLUDING DEFAULTS INCLUDING CONSTRAINTS)"),
         format!("INSERT INTO {name} SELECT * FROM events_default WHERE {range}"),
         format!("DELETE FROM events_default WHERE {range}"),
-        format!("ALTER TABLE events ATTACH PARTITION {name} FOR VALUES FROM ('{from}') TO ('{to}')"),
+        format!(
+            "ALTER TABLE events ATTACH PARTITION {name} FOR VALUES FROM ('{from}') TO ('{to}')"
+        ),
     ];
     conn.transaction::<_, diesel::result::Error, _>(async |conn| {
         for statement in &statements {
