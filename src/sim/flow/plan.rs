@@ -240,24 +240,14 @@ impl Flow {
                 max_blocks,
             },
         );
-        if self.one_in(8) {
-            let reason = self.reason(NETWORK_ERRORS);
-            chain.reply(
-                HOP,
-                request,
-                Event::BlockRequestFailed {
-                    request_event_id: 0,
-                    reason,
-                },
-            );
-        } else {
-            chain.reply(
-                HOP,
-                request,
-                Event::BlockRequestSent {
-                    request_event_id: 0,
-                },
-            );
+        let failed = |reason| Event::BlockRequestFailed {
+            request_event_id: 0,
+            reason,
+        };
+        let sent = Event::BlockRequestSent {
+            request_event_id: 0,
+        };
+        if self.outcome(&mut chain, request, 8, failed, sent) {
             self.transfer_blocks(&mut chain, request, from, max_blocks);
         }
         chain
@@ -509,26 +499,16 @@ impl Flow {
         }
         for &v in &secondaries {
             let secondary_guarantor = self.validator_peer(v);
-            if self.one_in(25) {
-                let reason = self.reason(NETWORK_ERRORS);
-                chain.reply(
-                    HOP,
-                    sub,
-                    Event::WorkPackageSharingFailed {
-                        submission_event_id: 0,
-                        secondary_guarantor,
-                        reason,
-                    },
-                );
-            } else {
-                chain.reply(
-                    HOP,
-                    sub,
-                    Event::BundleSent {
-                        submission_event_id: 0,
-                        secondary_guarantor,
-                    },
-                );
+            let failed = |reason| Event::WorkPackageSharingFailed {
+                submission_event_id: 0,
+                secondary_guarantor,
+                reason,
+            };
+            let sent = Event::BundleSent {
+                submission_event_id: 0,
+                secondary_guarantor,
+            };
+            if self.outcome(&mut chain, sub, 25, failed, sent) {
                 signers.push(v);
             }
         }
@@ -567,25 +547,14 @@ impl Flow {
                     recipient,
                 },
             );
-            if self.one_in(20) {
-                let reason = self.reason(NETWORK_ERRORS);
-                chain.reply(
-                    HOP,
-                    sending,
-                    Event::GuaranteeSendFailed {
-                        sending_event_id: 0,
-                        reason,
-                    },
-                );
-            } else {
-                chain.reply(
-                    HOP,
-                    sending,
-                    Event::GuaranteeSent {
-                        sending_event_id: 0,
-                    },
-                );
-            }
+            let failed = |reason| Event::GuaranteeSendFailed {
+                sending_event_id: 0,
+                reason,
+            };
+            let sent = Event::GuaranteeSent {
+                sending_event_id: 0,
+            };
+            self.outcome(&mut chain, sending, 20, failed, sent);
         }
         chain.reply(
             HOP,
@@ -709,27 +678,15 @@ impl Flow {
         let mut chain = Chain::at(at).optional();
         let sender = self.peer();
         let receiving = chain.then(NOW, Event::ReceivingGuarantee { sender });
-        if self.one_in(30) {
-            let reason = self.reason(NETWORK_ERRORS);
-            chain.reply(
-                HOP,
-                receiving,
-                Event::GuaranteeReceiveFailed {
-                    receiving_event_id: 0,
-                    reason,
-                },
-            );
-        } else {
-            let outline = self.guarantee_outline(slot);
-            chain.reply(
-                HOP,
-                receiving,
-                Event::GuaranteeReceived {
-                    receiving_event_id: 0,
-                    outline,
-                },
-            );
-        }
+        let failed = |reason| Event::GuaranteeReceiveFailed {
+            receiving_event_id: 0,
+            reason,
+        };
+        let received = Event::GuaranteeReceived {
+            receiving_event_id: 0,
+            outline: self.guarantee_outline(slot),
+        };
+        self.outcome(&mut chain, receiving, 30, failed, received);
         chain
     }
 
@@ -755,27 +712,16 @@ impl Flow {
         );
         for _ in 0..self.neighbours().min(16) {
             let recipient = self.peer();
-            if self.one_in(40) {
-                let reason = self.reason(NETWORK_ERRORS);
-                chain.reply(
-                    HOP,
-                    distributing,
-                    Event::AssuranceSendFailed {
-                        distributing_event_id: 0,
-                        recipient,
-                        reason,
-                    },
-                );
-            } else {
-                chain.reply(
-                    HOP,
-                    distributing,
-                    Event::AssuranceSent {
-                        distributing_event_id: 0,
-                        recipient,
-                    },
-                );
-            }
+            let failed = |reason| Event::AssuranceSendFailed {
+                distributing_event_id: 0,
+                recipient,
+                reason,
+            };
+            let sent = Event::AssuranceSent {
+                distributing_event_id: 0,
+                recipient,
+            };
+            self.outcome(&mut chain, distributing, 40, failed, sent);
         }
         chain.reply(
             HOP,
@@ -811,25 +757,14 @@ impl Flow {
                 request_event_id: 0,
             },
         );
-        if self.one_in(25) {
-            let reason = self.reason(NETWORK_ERRORS);
-            chain.reply(
-                HOP,
-                request,
-                Event::ShardRequestFailed {
-                    request_event_id: 0,
-                    reason,
-                },
-            );
-        } else {
-            chain.reply(
-                HOP,
-                request,
-                Event::ShardsTransferred {
-                    request_event_id: 0,
-                },
-            );
-        }
+        let failed = |reason| Event::ShardRequestFailed {
+            request_event_id: 0,
+            reason,
+        };
+        let transferred = Event::ShardsTransferred {
+            request_event_id: 0,
+        };
+        self.outcome(&mut chain, request, 25, failed, transferred);
         chain
     }
 
@@ -882,26 +817,15 @@ impl Flow {
                 request_event_id: 0,
             },
         );
-        if self.one_in(15) {
-            let reason = self.reason(NETWORK_ERRORS);
-            chain.reply(
-                HOP,
-                request,
-                Event::PreimageRequestFailed {
-                    request_event_id: 0,
-                    reason,
-                },
-            );
-        } else {
-            chain.reply(
-                HOP,
-                request,
-                Event::PreimageTransferred {
-                    request_event_id: 0,
-                    length,
-                },
-            );
-        }
+        let failed = |reason| Event::PreimageRequestFailed {
+            request_event_id: 0,
+            reason,
+        };
+        let transferred = Event::PreimageTransferred {
+            request_event_id: 0,
+            length,
+        };
+        self.outcome(&mut chain, request, 15, failed, transferred);
         chain
     }
 
@@ -981,57 +905,45 @@ impl Flow {
         let peer = self.peer_index();
         let (peer_id, peer_address) = (self.world.peer_id(peer), self.world.peer_address(peer));
         let mut chain = Chain::at(at).optional();
-        let failed = self.one_in(5);
-        let reason = self.reason(NETWORK_ERRORS);
         match self.g.rng.random_range(0..20) {
-            0 | 1 => {
-                let connecting = chain.then(NOW, Event::ConnectingIn { peer_address });
-                if failed {
-                    let event = Event::ConnectInFailed {
+            0..=3 => {
+                let (opener, connected) = if self.chance(0.5) {
+                    let connecting = chain.then(NOW, Event::ConnectingIn { peer_address });
+                    let failed = |reason| Event::ConnectInFailed {
                         connecting_event_id: 0,
                         reason,
                     };
-                    chain.reply(HOP, connecting, event);
-                } else {
-                    let event = Event::ConnectedIn {
+                    let connected = Event::ConnectedIn {
                         connecting_event_id: 0,
                         peer_id,
                     };
-                    chain.reply(HOP, connecting, event);
-                    let opened = Event::BlockAnnouncementStreamOpened {
-                        peer_id,
-                        opener: ConnectionSide::Remote,
-                    };
-                    chain.then(HOP, opened);
-                }
-            }
-            2 | 3 => {
-                let connecting = chain.then(
-                    NOW,
-                    Event::ConnectingOut {
+                    let ok = self.outcome(&mut chain, connecting, 5, failed, connected);
+                    (ConnectionSide::Remote, ok)
+                } else {
+                    let connecting = Event::ConnectingOut {
                         peer_id,
                         peer_address,
-                    },
-                );
-                if failed {
-                    let event = Event::ConnectOutFailed {
+                    };
+                    let connecting = chain.then(NOW, connecting);
+                    let failed = |reason| Event::ConnectOutFailed {
                         connecting_event_id: 0,
                         reason,
                     };
-                    chain.reply(HOP, connecting, event);
-                } else {
-                    let event = Event::ConnectedOut {
+                    let connected = Event::ConnectedOut {
                         connecting_event_id: 0,
                     };
-                    chain.reply(HOP, connecting, event);
-                    let opened = Event::BlockAnnouncementStreamOpened {
-                        peer_id,
-                        opener: ConnectionSide::Local,
-                    };
-                    chain.then(HOP, opened);
+                    let ok = self.outcome(&mut chain, connecting, 5, failed, connected);
+                    (ConnectionSide::Local, ok)
+                };
+                if connected {
+                    chain.then(
+                        HOP,
+                        Event::BlockAnnouncementStreamOpened { peer_id, opener },
+                    );
                 }
             }
             4 | 5 => {
+                let reason = self.reason(NETWORK_ERRORS);
                 let side = self.side();
                 let closed = Event::BlockAnnouncementStreamClosed {
                     peer_id,
@@ -1056,6 +968,26 @@ impl Flow {
             _ => return,
         }
         self.push(chain);
+    }
+
+    /// The answer to the event at `to`, a hop later: one time in `one_in` `failed` with a network
+    /// error, else `ok`. Returns whether it went well.
+    fn outcome(
+        &mut self,
+        chain: &mut Chain,
+        to: usize,
+        one_in: u32,
+        failed: impl FnOnce(Reason) -> Event,
+        ok: Event,
+    ) -> bool {
+        if self.one_in(one_in) {
+            let reason = self.reason(NETWORK_ERRORS);
+            chain.reply(HOP, to, failed(reason));
+            false
+        } else {
+            chain.reply(HOP, to, ok);
+            true
+        }
     }
 
     /// A short chain of the kind that scales with network size, to pad towards the rate.
