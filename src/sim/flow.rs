@@ -163,7 +163,9 @@ pub struct Flow {
     /// Chains that would start before this are dropped: they belong to a connection that is gone.
     not_before: Micros,
     pacer: Option<Pacer>,
-    /// When `--all-types` sends the types the flow has not sent yet.
+    /// When `--all-types` sends the types the flow has not sent on this connection yet: late in
+    /// its first slot, so most come from the flow itself. Every connection covers all types, so
+    /// one lost with its connection still reaches the server.
     cover_at: Option<Micros>,
     started: bool,
     /// A node that just started generates its tickets at once rather than at the next epoch.
@@ -183,8 +185,7 @@ impl Flow {
                 credit: 0.0,
                 last: 0,
             }),
-            // Late in the first slot, so most types come from the flow itself.
-            cover_at: timing.all_types.then_some(timing.slot * 9 / 10),
+            cover_at: None,
             timing,
             next_slot: 0,
             queue: BinaryHeap::new(),
@@ -201,6 +202,10 @@ impl Flow {
         self.queue.clear();
         self.not_before = now;
         self.next_slot = now / self.timing.slot;
+        self.cover_at = self
+            .timing
+            .all_types
+            .then_some(now + self.timing.slot * 9 / 10);
         if let Some(pacer) = &mut self.pacer {
             pacer.credit = 0.0;
             pacer.last = now;
@@ -241,7 +246,7 @@ impl Flow {
         if self.cover_at.is_some_and(|at| at <= now) {
             self.cover_at = None;
             for &d in Event::DISCRIMINATORS {
-                if !out.has_sent(d) {
+                if out.last_id(d).is_none() {
                     self.send_generated(d, now, out);
                 }
             }
@@ -323,7 +328,7 @@ impl Flow {
 
 /// Generated lists may hold 120+ items (to exercise two-byte `len++` prefixes); a simulated
 /// node's lists stay as short as a live node's usually are.
-pub fn trim_lists(event: &mut Event) {
+fn trim_lists(event: &mut Event) {
     const MAX: usize = 4;
     match event {
         Event::BlockExecuted { services, .. } => services.truncate(MAX),

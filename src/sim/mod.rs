@@ -30,7 +30,6 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-pub use flow::trim_lists;
 pub use world::Params;
 
 use flow::{Flow, FlowSettings};
@@ -47,7 +46,8 @@ pub struct SimConfig {
     /// Events per second per node; `None` for the natural flow.
     pub rate: Option<f64>,
     pub params: Params,
-    /// Every node sends each of the 115 event types at least once (late in its first slot).
+    /// Every node sends each of the 115 event types at least once on each connection (late in
+    /// the first slot of it).
     pub all_types: bool,
     /// Stop by itself after this long.
     pub duration: Option<Duration>,

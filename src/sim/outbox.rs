@@ -32,8 +32,6 @@ pub struct Outbox {
     unsent_times: Option<(Timestamp, Timestamp)>,
     /// The ID of the newest event of each type on this connection.
     last_id: [Option<EventId>; 256],
-    /// Event types sent on any connection of this node.
-    seen: [bool; 256],
     buf: Vec<u8>,
     queued: u64,
 }
@@ -46,7 +44,6 @@ impl Default for Outbox {
             unsent_from: 0,
             unsent_times: None,
             last_id: [None; 256],
-            seen: [false; 256],
             buf: Vec::with_capacity(16 * 1024),
             queued: 0,
         }
@@ -77,7 +74,6 @@ impl Outbox {
         self.unsent_times = Some((first, last));
         self.newest_id = Some(id);
         self.last_id[usize::from(discriminator)] = Some(id);
-        self.seen[usize::from(discriminator)] = true;
         self.queued += 1;
         id
     }
@@ -89,10 +85,6 @@ impl Outbox {
     /// The ID of the newest event on this connection, if any.
     pub fn newest_id(&self) -> Option<EventId> {
         self.newest_id
-    }
-
-    pub fn has_sent(&self, discriminator: u8) -> bool {
-        self.seen[usize::from(discriminator)]
     }
 
     /// The framed bytes waiting, and how many events they hold.
@@ -191,6 +183,10 @@ mod tests {
             "Dropped(5) and one more were not delivered"
         );
         assert_eq!(out.push(6, &synced), 0);
-        assert!(out.has_sent(0));
+        assert_eq!(
+            out.last_id(0),
+            None,
+            "a new connection knows no earlier events"
+        );
     }
 }
