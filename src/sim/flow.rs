@@ -150,6 +150,7 @@ pub struct FlowSettings {
     pub all_types: bool,
 }
 
+/// One node's event model: plans each slot into chains and sends their events when due.
 pub struct Flow {
     world: World,
     index: usize,
@@ -171,6 +172,7 @@ pub struct Flow {
     /// A node that just started generates its tickets at once rather than at the next epoch.
     just_started: bool,
 }
+
 impl Flow {
     pub fn new(world: World, index: usize, params: JamParameters, timing: FlowSettings) -> Flow {
         let seed = world.seed ^ (index as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
