@@ -12,4 +12,5 @@ pub mod decode_tool;
 pub mod jip3;
 pub mod metrics;
 pub mod server;
+pub mod sim;
 pub mod store;

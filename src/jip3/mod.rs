@@ -7,6 +7,7 @@
 pub mod codec;
 pub mod events;
 pub mod generate;
+pub mod links;
 pub mod natural;
 pub mod node_info;
 pub mod stream;

@@ -1,0 +1,167 @@
+//! One simulated node's telemetry connection: connect, send NodeInformation, then every tick the
+//! frames its flow made due, in one write. When the server goes away: back off, reconnect, start a
+//! new ID sequence, and say with Dropped(N) what the old connection never delivered.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rand::Rng;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::time::{Instant, MissedTickBehavior};
+use tokio_util::sync::CancellationToken;
+
+use super::flow::{Flow, Micros};
+use super::outbox::Outbox;
+use super::SimStats;
+use crate::jip3::codec::frame;
+use crate::jip3::NodeInformation;
+
+/// Frames collect for this long before a write: cheap at 1,024 nodes, prompt enough to watch.
+const TICK: Duration = Duration::from_millis(40);
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+const FIRST_BACKOFF: Duration = Duration::from_millis(100);
+/// On stop, a write under way may finish for this long, so what is counted as sent was sent.
+const STOP_GRACE: Duration = Duration::from_secs(1);
+
+/// The simulator's clock: µs since the run started.
+#[derive(Clone, Copy)]
+pub struct Clock(pub Instant);
+
+impl Clock {
+    pub fn now(&self) -> Micros {
+        self.0.elapsed().as_micros() as Micros
+    }
+}
+
+/// Why a connection ended.
+enum Ended {
+    Stopped,
+    Lost(String),
+}
+
+pub struct Node {
+    pub index: usize,
+    pub info: NodeInformation,
+    pub flow: Flow,
+    pub target: SocketAddr,
+    pub max_backoff: Duration,
+    pub clock: Clock,
+    pub stats: Arc<SimStats>,
+    pub out: Outbox,
+}
+
+impl Node {
+    /// Runs until `stop`; never panics on network trouble, only retries.
+    pub async fn run(mut self, stop: CancellationToken) {
+        // Spread the first connections over a tick rather than all at once.
+        let stagger = rand::rng().random_range(0..TICK.as_millis() as u64);
+        if !sleep_unless_stopped(Duration::from_millis(stagger), &stop).await {
+            return;
+        }
+        let mut backoff = FIRST_BACKOFF;
+        let mut failures = 0u64;
+        loop {
+            let attempt = tokio::select! {
+                _ = stop.cancelled() => return,
+                attempt = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(self.target)) => attempt,
+            };
+            let socket = match attempt {
+                Ok(Ok(socket)) => socket,
+                failed => {
+                    let why = match failed {
+                        Ok(Err(e)) => e.to_string(),
+                        _ => "timed out".into(),
+                    };
+                    failures += 1;
+                    let target = self.target;
+                    if failures == 1 {
+                        log::warn!(
+                            "node {}: cannot connect to {target}: {why}; retrying",
+                            self.index
+                        );
+                    } else {
+                        log::debug!("node {}: cannot connect to {target}: {why}", self.index);
+                    }
+                    // The node goes on without telemetry; what it would have sent is dropped.
+                    self.flow.advance(self.clock.now(), &mut self.out);
+                    self.out.discard();
+                    // Full jitter in the upper half, so nodes spread out rather than retry in step.
+                    let wait = backoff.mul_f64(rand::rng().random_range(0.5..1.0));
+                    backoff = (backoff * 2).min(self.max_backoff);
+                    if !sleep_unless_stopped(wait, &stop).await {
+                        return;
+                    }
+                    continue;
+                }
+            };
+            backoff = FIRST_BACKOFF;
+            failures = 0;
+            match self.session(socket, &stop).await {
+                Ended::Stopped => return,
+                Ended::Lost(why) => {
+                    log::warn!("node {}: connection lost ({why}); reconnecting", self.index)
+                }
+            }
+        }
+    }
+
+    async fn session(&mut self, socket: TcpStream, stop: &CancellationToken) -> Ended {
+        let _ = socket.set_nodelay(true);
+        let (mut reader, mut writer) = socket.into_split();
+        if let Err(e) = writer.write_all(&frame(&self.info.to_bytes())).await {
+            return Ended::Lost(e.to_string());
+        }
+        self.stats.nodes[self.index].connected();
+        // The spec allows Dropped as the first event of a connection: it stands for what the
+        // last one never delivered, and the next event's ID is its N.
+        if let Some(lost) = self.out.new_connection() {
+            self.stats.nodes[self.index].lost(lost.events);
+            self.out.push(lost.first, &lost.as_dropped());
+        }
+        self.flow.connected(self.clock.now());
+        let mut ticker = tokio::time::interval(TICK);
+        ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let mut scratch = [0u8; 64];
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => return Ended::Stopped,
+                // The server never speaks; a read returns only when it closes or fails.
+                read = reader.read(&mut scratch) => match read {
+                    Ok(0) => return Ended::Lost("closed by the server".into()),
+                    Err(e) => return Ended::Lost(e.to_string()),
+                    Ok(_) => {}
+                },
+                _ = ticker.tick() => {
+                    self.flow.advance(self.clock.now(), &mut self.out);
+                    let (bytes, count) = self.out.pending();
+                    if count == 0 {
+                        continue;
+                    }
+                    let stopped = async {
+                        stop.cancelled().await;
+                        tokio::time::sleep(STOP_GRACE).await;
+                    };
+                    let written = tokio::select! {
+                        _ = stopped => return Ended::Stopped,
+                        written = writer.write_all(bytes) => written,
+                    };
+                    if let Err(e) = written {
+                        return Ended::Lost(e.to_string());
+                    }
+                    self.stats.nodes[self.index].sent(count);
+                    self.out.clear();
+                }
+            }
+        }
+    }
+}
+
+/// Sleeps; false if `stop` came first.
+async fn sleep_unless_stopped(duration: Duration, stop: &CancellationToken) -> bool {
+    tokio::select! {
+        _ = stop.cancelled() => false,
+        _ = tokio::time::sleep(duration) => true,
+    }
+}
