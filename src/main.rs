@@ -2,9 +2,13 @@
 
 use std::process::ExitCode;
 
+use std::net::{Ipv4Addr, SocketAddr};
+
 use clap::{Parser, Subcommand};
 use tart_backend::config::Config;
 use tart_backend::server::Server;
+use tart_backend::sim::{Params, SimConfig};
+use tokio_util::sync::CancellationToken;
 
 #[derive(Parser)]
 #[command(version, about = "TART: telemetry backend for JAM networks (JIP-3)")]
@@ -21,6 +25,10 @@ struct Cli {
     /// REST API, WebSocket and /metrics [env: API_BIND]
     #[arg(long, global = true)]
     api_bind: Option<String>,
+    /// Also play this many simulated JAM nodes against the server: TART at work without a JAM
+    /// network (`--demo` alone: 16 nodes).
+    #[arg(long, value_name = "NODES", num_args = 0..=1, default_missing_value = "16")]
+    demo: Option<usize>,
     /// Any setting from config/default.toml, e.g. `--set rate_limit_per_sec=0`.
     #[arg(long = "set", value_name = "KEY=VALUE", global = true, value_parser = parse_key_value)]
     settings: Vec<(String, String)>,
@@ -79,7 +87,7 @@ fn main() -> ExitCode {
         }
     };
     match cli.command.unwrap_or(Command::Serve) {
-        Command::Serve => serve(config),
+        Command::Serve => serve(config, cli.demo),
         Command::Decode { file } => decode(&file, config.max_frame_bytes),
         Command::Healthcheck { url } => match healthcheck(&url) {
             Ok(()) => ExitCode::SUCCESS,
@@ -91,7 +99,7 @@ fn main() -> ExitCode {
     }
 }
 
-fn serve(config: Config) -> ExitCode {
+fn serve(config: Config, demo_nodes: Option<usize>) -> ExitCode {
     actix::System::new().block_on(async move {
         let server = match Server::start(config).await {
             Ok(server) => server,
@@ -104,7 +112,11 @@ fn serve(config: Config) -> ExitCode {
             "TART listening: telemetry={} api=http://{}",
             server.telemetry_addr, server.api_addr
         );
+        let demo = demo_nodes.map(|nodes| start_demo(&server, nodes));
         wait_for_signal().await;
+        if let Some(stop) = demo {
+            stop.cancel();
+        }
         log::info!("shutting down: closing node connections and writing what is queued");
         match server.shutdown().await {
             Ok(()) => ExitCode::SUCCESS,
@@ -114,6 +126,32 @@ fn serve(config: Config) -> ExitCode {
             }
         }
     })
+}
+
+/// Starts simulated nodes against the server and prints where to look.
+fn start_demo(server: &Server, nodes: usize) -> CancellationToken {
+    let local = |addr: SocketAddr| SocketAddr::new(Ipv4Addr::LOCALHOST.into(), addr.port());
+    let (telemetry, api) = (local(server.telemetry_addr), local(server.api_addr));
+    let stop = CancellationToken::new();
+    let sim = SimConfig {
+        nodes,
+        params: Params::Mixed,
+        ..SimConfig::new(telemetry)
+    };
+    actix::spawn(tart_backend::sim::run(sim, stop.clone()));
+    println!(
+        "\nTART is running with {nodes} simulated JAM nodes (half tiny, half full parameters).\n\
+         \x20 nodes:      http://{api}/api/nodes\n\
+         \x20 events:     http://{api}/api/events?limit=10\n\
+         \x20 live:       ws://{api}/api/ws\n\
+         \x20 metrics:    http://{api}/metrics\n\
+         \x20 dashboard:  cargo run --release --bin tart-dash -- --port {}\n\
+         \x20 real nodes: --telemetry <this host>:{}\n\
+         Ctrl-C stops (everything received is written first).",
+        api.port(),
+        telemetry.port(),
+    );
+    stop
 }
 
 async fn wait_for_signal() {

@@ -382,3 +382,54 @@ fn an_unreachable_database_is_reported_clearly_and_exits_non_zero() {
         "the password is not shown: {stderr}"
     );
 }
+
+#[tokio::test]
+async fn the_demo_runs_simulated_nodes_that_show_up_in_the_api() {
+    let db = TestDb::new();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_tart-backend"))
+        .args([
+            "--demo",
+            "4",
+            "--telemetry-bind",
+            "127.0.0.1:0",
+            "--api-bind",
+            "127.0.0.1:0",
+        ])
+        .env("DATABASE_URL", &db.url)
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("binary starts");
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    stdout.read_line(&mut line).unwrap();
+    let api = line
+        .split_whitespace()
+        .find_map(|word| word.strip_prefix("api="))
+        .unwrap_or_else(|| panic!("no API address in {line:?}"))
+        .to_owned();
+    let connected_nodes = || {
+        let (_, body) =
+            tart_backend::api::client::get(&format!("{api}/api/nodes"), Duration::from_secs(5))
+                .unwrap();
+        let nodes: serde_json::Value = serde_json::from_str(&body).unwrap();
+        nodes["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|n| n["is_connected"] == true && n["event_count"].as_i64() > Some(0))
+            .count()
+    };
+    assert!(
+        eventually(WAIT, || async { connected_nodes() == 4 }).await,
+        "4 simulated nodes connected and stored events"
+    );
+    std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let exit = tokio::task::spawn_blocking(move || child.wait().unwrap())
+        .await
+        .unwrap();
+    assert!(exit.success(), "exit status {exit:?}");
+}
