@@ -1,200 +1,49 @@
-//! `tart-bench`: starts the release `tart-backend` against a fresh database, connects N simulated
-//! nodes over real TCP, sends at a fixed rate, and prints one JSON summary (sent, stored, lost,
-//! throughput, server RSS and CPU). `--search` raises the rate step by step (rate limiter off)
-//! until stored events/s stops rising. A benchmark program, not a test: figures vary with load.
+//! `tart-bench`: starts the release `tart-backend` against a fresh database, drives it with the
+//! node simulator engine over real TCP and with a WebSocket client subscribed to every event, and
+//! prints one JSON summary: sent, stored (counted in the database), rate-limited, lost,
+//! throughput, latencies, server RSS and CPU. `--search` raises the rate step by step (rate
+//! limiter off) until stored events/s stops rising. A benchmark program, not a test: its figures
+//! vary with the machine's load.
 
 use std::io::BufRead;
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use clap::Parser;
 use diesel::sql_types::BigInt;
 use diesel::QueryableByName;
 use diesel_async::{AsyncConnection, AsyncPgConnection};
+use futures_util::StreamExt;
 use serde_json::json;
-use tart_backend::jip3::codec::frame;
-use tart_backend::jip3::generate::{Generate, Generator};
-use tart_backend::jip3::{Event, NodeInformation, TimedEvent};
-use tokio::io::AsyncWriteExt;
-use tokio::net::TcpStream;
+use tart_backend::sim::{Params, SimConfig, Simulation};
+use tokio_util::sync::CancellationToken;
 
 #[derive(Parser, Debug)]
-#[command(about = "Load benchmark for TART's ingest path")]
+#[command(about = "Load benchmark for TART: simulated nodes in, a WebSocket subscriber out")]
 struct Args {
     /// Simulated node connections.
     #[arg(long, default_value_t = 1024)]
     nodes: usize,
-    /// Events per second per node.
+    /// Events per second per node (the first step, with --search).
     #[arg(long, default_value_t = 100)]
     rate: u64,
-    /// Seconds of load per step.
+    /// Seconds of measured load per step.
     #[arg(long, default_value_t = 30)]
     duration: u64,
-    /// Raise the rate until stored events/s stops rising (rate limiter off).
+    /// Raise the rate step by step (rate limiter off) until stored events/s stops rising.
     #[arg(long)]
     search: bool,
+    /// Leave out the WebSocket subscriber.
+    #[arg(long)]
+    no_websocket: bool,
     /// PostgreSQL server (a fresh database is created on it and dropped afterwards).
     #[arg(long, default_value = "postgres://postgres@127.0.0.1:5432")]
     postgres: String,
     /// Extra `--set key=value` settings for the server.
     #[arg(long = "set")]
     settings: Vec<String>,
-}
-
-/// Pre-encoded frames of a realistic mix, reused in a loop by every node.
-fn frame_pool(cores: u16, seed: u64) -> Vec<u8> {
-    // (discriminator, weight): status and block flow dominate, as on a live node.
-    const MIX: &[(u8, usize)] = &[
-        (10, 4),
-        (11, 6),
-        (12, 3),
-        (62, 10),
-        (43, 4),
-        (45, 4),
-        (47, 4),
-        (23, 2),
-        (26, 2),
-        (27, 2),
-        (66, 2),
-        (68, 4),
-        (90, 1),
-        (94, 1),
-        (95, 1),
-        (101, 1),
-        (102, 1),
-        (105, 1),
-        (128, 3),
-        (131, 3),
-        (198, 1),
-    ];
-    let mut generator = Generator::new(seed, cores);
-    let mut out = Vec::new();
-    let start = tart_backend::jip3::time::now();
-    for round in 0..20u64 {
-        for &(discriminator, weight) in MIX {
-            for _ in 0..weight {
-                let mut event = Event::generate(discriminator, &mut generator).expect("known");
-                shrink_lists(&mut event);
-                let body = TimedEvent {
-                    timestamp: start + round,
-                    event,
-                }
-                .to_bytes();
-                out.extend_from_slice(&frame(&body));
-            }
-        }
-    }
-    out
-}
-
-/// Keeps generated lists at realistic sizes (the generator sometimes makes 120+ items).
-fn shrink_lists(event: &mut Event) {
-    match event {
-        Event::BlockExecuted { services, .. } => services.truncate(3),
-        Event::Refined { costs, .. } => costs.truncate(2),
-        Event::WorkPackageReceived { outline, .. } => {
-            outline.work_items.truncate(2);
-            for item in &mut outline.work_items {
-                item.imports.truncate(4);
-            }
-        }
-        Event::GuaranteeBuilt { outline, .. } => outline.guarantors.truncate(3),
-        _ => {}
-    }
-}
-
-fn frames_in(pool: &[u8]) -> Vec<std::ops::Range<usize>> {
-    let mut ranges = Vec::new();
-    let mut at = 0;
-    while at < pool.len() {
-        let len = u32::from_le_bytes(pool[at..at + 4].try_into().unwrap()) as usize;
-        ranges.push(at..at + 4 + len);
-        at += 4 + len;
-    }
-    ranges
-}
-
-struct Load {
-    sent: AtomicU64,
-    stop: AtomicBool,
-    rate: AtomicU64,
-}
-
-/// One node: handshake, then `rate` events/s in 20 ms ticks until told to stop.
-async fn run_node(
-    addr: std::net::SocketAddr,
-    index: usize,
-    load: Arc<Load>,
-) -> std::io::Result<()> {
-    let cores = if index.is_multiple_of(2) { 2 } else { 341 };
-    let mut info = NodeInformation::generate(&mut Generator::new(index as u64, cores));
-    info.peer_id.0[..8].copy_from_slice(&(index as u64).to_le_bytes());
-    info.implementation_name = "tart-bench".into();
-    let pool = frame_pool(cores, index as u64);
-    let frames = frames_in(&pool);
-    let mut socket = TcpStream::connect(addr).await?;
-    socket.write_all(&frame(&info.to_bytes())).await?;
-    let tick = Duration::from_millis(20);
-    let mut ticker = tokio::time::interval(tick);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let (mut next, mut owed) = (0usize, 0.0f64);
-    let mut buf = Vec::with_capacity(64 * 1024);
-    while !load.stop.load(Ordering::Relaxed) {
-        ticker.tick().await;
-        owed += load.rate.load(Ordering::Relaxed) as f64 * tick.as_secs_f64();
-        let due = owed.floor() as usize;
-        owed -= due as f64;
-        buf.clear();
-        for _ in 0..due {
-            buf.extend_from_slice(&pool[frames[next].clone()]);
-            next = (next + 1) % frames.len();
-        }
-        socket.write_all(&buf).await?;
-        load.sent.fetch_add(due as u64, Ordering::Relaxed);
-    }
-    Ok(())
-}
-
-#[derive(QueryableByName)]
-struct Count {
-    #[diesel(sql_type = BigInt)]
-    n: i64,
-}
-
-async fn query_count(conn: &mut AsyncPgConnection, sql: &str) -> i64 {
-    use diesel_async::RunQueryDsl; // scoped: its `load` would shadow the atomics' `load`
-    diesel::sql_query(sql)
-        .get_result::<Count>(conn)
-        .await
-        .map(|c| c.n)
-        .unwrap_or_else(|e| {
-            eprintln!("bench query failed: {sql}: {e}");
-            -1
-        })
-}
-
-/// Reads (VmHWM kB, VmRSS kB, CPU seconds) of a process from /proc.
-fn process_usage(pid: u32) -> (u64, u64, f64) {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let field = |name: &str| {
-        status
-            .lines()
-            .find(|l| l.starts_with(name))
-            .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-            .unwrap_or(0)
-    };
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let fields: Vec<&str> = stat
-        .rsplit_once(')')
-        .map(|(_, rest)| rest.split_whitespace().collect())
-        .unwrap_or_default();
-    let ticks: f64 = [11, 12]
-        .iter()
-        .filter_map(|&i| fields.get(i)?.parse::<f64>().ok())
-        .sum();
-    (field("VmHWM:"), field("VmRSS:"), ticks / 100.0)
 }
 
 /// Starts the release server; returns it with its telemetry address and API base URL.
@@ -257,7 +106,7 @@ fn metric(text: &str, name: &str) -> f64 {
 }
 
 /// The upper bound (in ms) of the histogram bucket holding quantile `q`.
-fn quantile_ms(text: &str, histogram: &str, q: f64) -> Option<f64> {
+fn bucket_quantile_ms(text: &str, histogram: &str, q: f64) -> Option<f64> {
     let prefix = format!("{histogram}_bucket{{le=\"");
     let buckets: Vec<(f64, f64)> = text
         .lines()
@@ -268,17 +117,116 @@ fn quantile_ms(text: &str, histogram: &str, q: f64) -> Option<f64> {
         })
         .collect();
     let total = buckets.last()?.1;
-    if total == 0.0 {
-        return None;
-    }
     buckets
         .iter()
-        .find(|(_, count)| *count >= q * total)
+        .find(|(_, count)| total > 0.0 && *count >= q * total)
         .map(|(le, _)| le * 1000.0)
+}
+
+/// p50 and p99 of measured samples, in ms.
+fn sample_quantiles(samples: &mut [f64]) -> serde_json::Value {
+    samples.sort_by(f64::total_cmp);
+    let at = |q: f64| {
+        (!samples.is_empty()).then(|| {
+            let i = ((samples.len() - 1) as f64 * q).round() as usize;
+            (samples[i] * 1000.0).round() / 1000.0
+        })
+    };
+    json!({ "p50_ms": at(0.5), "p99_ms": at(0.99), "samples": samples.len() })
+}
+
+/// Reads (VmHWM kB, VmRSS kB, CPU seconds) of a process from /proc.
+fn process_usage(pid: u32) -> (u64, u64, f64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+            .unwrap_or(0)
+    };
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest.split_whitespace().collect())
+        .unwrap_or_default();
+    let ticks: f64 = [11, 12]
+        .iter()
+        .filter_map(|&i| fields.get(i)?.parse::<f64>().ok())
+        .sum();
+    (field("VmHWM:"), field("VmRSS:"), ticks / 100.0)
+}
+
+/// What the WebSocket subscriber saw: events received, and latency samples (event time as the
+/// node stamped it → received here), one per event.
+#[derive(Default)]
+struct Subscriber {
+    events: u64,
+    latencies_ms: Vec<f64>,
+}
+
+/// Subscribes to every event on its own thread (the WebSocket client runs on an actix runtime).
+fn spawn_subscriber(api: &str, stop: Arc<AtomicBool>) -> Arc<Mutex<Subscriber>> {
+    let seen = Arc::new(Mutex::new(Subscriber::default()));
+    let (url, out) = (
+        format!("{}/api/ws", api.replace("http://", "ws://")),
+        seen.clone(),
+    );
+    std::thread::spawn(move || {
+        actix::System::new().block_on(async move {
+            let (_, mut ws) = match awc::Client::new()
+                .ws(&url)
+                .max_frame_size(64 << 20)
+                .connect()
+                .await
+            {
+                Ok(pair) => pair,
+                Err(e) => return eprintln!("WebSocket subscriber could not connect: {e}"),
+            };
+            while !stop.load(Ordering::Relaxed) {
+                let frame = tokio::time::timeout(Duration::from_millis(200), ws.next()).await;
+                let Ok(Some(Ok(awc::ws::Frame::Text(text)))) = frame else {
+                    continue;
+                };
+                let now = chrono::Utc::now();
+                // A cheap look at the event's own time; full JSON parsing would load the
+                // benchmark's CPU more than the server's.
+                let text = String::from_utf8_lossy(&text);
+                if !text.starts_with(r#"{"type":"event""#) {
+                    continue;
+                }
+                let latency = text
+                    .split_once(r#""timestamp":""#)
+                    .and_then(|(_, rest)| rest.split_once('"'))
+                    .and_then(|(time, _)| chrono::DateTime::parse_from_rfc3339(time).ok())
+                    .map(|sent| (now - sent.to_utc()).num_microseconds().unwrap_or(0) as f64 / 1e3);
+                let mut seen = out.lock().unwrap();
+                seen.events += 1;
+                seen.latencies_ms.extend(latency);
+            }
+        });
+    });
+    seen
+}
+
+#[derive(QueryableByName)]
+struct Count {
+    #[diesel(sql_type = BigInt)]
+    n: i64,
+}
+
+async fn count(conn: &mut AsyncPgConnection, sql: &str) -> i64 {
+    use diesel_async::RunQueryDsl; // scoped: its `load` would shadow the atomics' `load`
+    diesel::sql_query(sql)
+        .get_result::<Count>(conn)
+        .await
+        .map(|c| c.n)
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
 }
 
 #[tokio::main]
 async fn main() {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
     let args = Args::parse();
     let db_url = format!(
         "{}/tart_bench_{}",
@@ -287,38 +235,38 @@ async fn main() {
     );
     let (mut server, addr, api) = start_server(&db_url, &args);
     let pid = server.id();
-    let mut db = AsyncPgConnection::establish(&db_url)
-        .await
-        .expect("bench database");
+    let stop_subscriber = Arc::new(AtomicBool::new(false));
+    let subscriber = (!args.no_websocket).then(|| spawn_subscriber(&api, stop_subscriber.clone()));
 
-    let load = Arc::new(Load {
-        sent: AtomicU64::new(0),
-        stop: AtomicBool::new(false),
-        rate: AtomicU64::new(args.rate),
-    });
-    let mut nodes = Vec::new();
-    for index in 0..args.nodes {
-        nodes.push(tokio::spawn(run_node(addr, index, load.clone())));
-    }
     let rates: Vec<u64> = if args.search {
         (1..=12).map(|step| args.rate * step).collect()
     } else {
         vec![args.rate]
     };
     let stored = || metric(&metrics(&api), "telemetry_events_stored");
-    let mut steps = Vec::new();
-    let mut best = 0.0f64;
-    for rate in rates {
-        load.rate.store(rate, Ordering::Relaxed);
-        tokio::time::sleep(Duration::from_secs(3)).await; // settle at the new rate
-        let (sent0, stored0, t0) = (load.sent.load(Ordering::Relaxed), stored(), Instant::now());
+    let (mut steps, mut best, mut sent) = (Vec::new(), 0.0f64, 0u64);
+    for (step, rate) in rates.into_iter().enumerate() {
+        let simulation = Simulation::new(SimConfig {
+            nodes: args.nodes,
+            rate: Some(rate as f64),
+            params: Params::Mixed,
+            seed: step as u64,
+            ..SimConfig::new(addr)
+        });
+        let live = simulation.stats();
+        let stop = CancellationToken::new();
+        let running = tokio::spawn(simulation.run(stop.clone()));
+        tokio::time::sleep(Duration::from_secs(3)).await; // connect and settle
+        let (sent0, stored0, t0) = (live.events_sent(), stored(), Instant::now());
         tokio::time::sleep(Duration::from_secs(args.duration)).await;
         let secs = t0.elapsed().as_secs_f64();
-        let sent_rate = (load.sent.load(Ordering::Relaxed) - sent0) as f64 / secs;
+        let sent_rate = (live.events_sent() - sent0) as f64 / secs;
         let stored_rate = (stored() - stored0) / secs;
+        stop.cancel();
+        sent += running.await.expect("simulation").events_sent();
         let (_, rss_kb, _) = process_usage(pid);
         let step = json!({
-            "offered_per_node": rate,
+            "rate_per_node": rate,
             "offered_total": rate * args.nodes as u64,
             "sent_per_sec": sent_rate.round(),
             "stored_per_sec": stored_rate.round(),
@@ -326,32 +274,32 @@ async fn main() {
         });
         eprintln!("{step}");
         steps.push(step);
-        if args.search && stored_rate < best * 1.03 {
-            break; // stopped rising
-        }
+        let stopped_rising = stored_rate < best * 1.03;
         best = best.max(stored_rate);
+        if args.search && stopped_rising {
+            break;
+        }
     }
-    load.stop.store(true, Ordering::Relaxed);
-    for node in nodes {
-        let _ = node.await;
-    }
-    let sent = load.sent.load(Ordering::Relaxed) as i64;
+
     // Let the pipeline finish, then count the rows themselves.
     let drain_start = Instant::now();
     loop {
         let text = metrics(&api);
         let done = metric(&text, "telemetry_events_stored")
             + metric(&text, "telemetry_events_rate_limited");
-        if done >= sent as f64 || drain_start.elapsed() > Duration::from_secs(60) {
+        if done >= sent as f64 || drain_start.elapsed() > Duration::from_secs(120) {
             break;
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
+    tokio::time::sleep(Duration::from_secs(1)).await; // last WebSocket frames
+    stop_subscriber.store(true, Ordering::Relaxed);
     let final_metrics = metrics(&api);
-    let latency = |histogram: &str| {
+    let server_histogram = |name: &str| {
         json!({
-            "p50_ms": quantile_ms(&final_metrics, histogram, 0.5),
-            "p99_ms": quantile_ms(&final_metrics, histogram, 0.99),
+            "p50_ms": bucket_quantile_ms(&final_metrics, name, 0.5),
+            "p99_ms": bucket_quantile_ms(&final_metrics, name, 0.99),
+            "note": "upper bounds of the server's histogram buckets",
         })
     };
     let (peak_kb, rss_kb, cpu_secs) = process_usage(pid);
@@ -359,29 +307,51 @@ async fn main() {
         .args(["-TERM", &pid.to_string()])
         .status();
     let exit = server.wait().ok().and_then(|s| s.code());
-    let stored = query_count(&mut db, "SELECT count(*) AS n FROM events").await;
-    let rate_limited = query_count(
+    let mut db = AsyncPgConnection::establish(&db_url)
+        .await
+        .expect("bench database");
+    let rows = count(&mut db, "SELECT count(*) AS n FROM events").await;
+    let failures = count(&mut db, "SELECT count(*) AS n FROM decode_failures").await;
+    let rate_limited = count(
         &mut db,
-        "SELECT coalesce(sum(events_rate_limited),0)::int8 AS n FROM node_sessions",
+        "SELECT coalesce(sum(events_rate_limited), 0)::int8 AS n FROM node_sessions",
+    )
+    .await;
+    let events_bytes = count(
+        &mut db,
+        "SELECT coalesce(sum(pg_total_relation_size(inhrelid)), 0)::int8 AS n FROM pg_inherits \
+         WHERE inhparent = 'events'::regclass",
     )
     .await;
     drop(db);
     let _ = tart_backend::store::drop_database(&db_url).await;
+    let websocket = subscriber.map(|seen| {
+        let mut seen = seen.lock().unwrap();
+        let events = seen.events;
+        json!({
+            "events_received": events,
+            "event_sent_to_received": sample_quantiles(&mut seen.latencies_ms),
+        })
+    });
     let summary = json!({
         "nodes": args.nodes,
         "events_sent": sent,
-        "events_stored": stored,
+        "events_stored": rows,
         "events_rate_limited": rate_limited,
-        "events_lost": sent - stored - rate_limited,
+        "decode_failures": failures,
+        "events_lost": sent as i64 - rows - rate_limited,
         "steps": steps,
         "max_stored_per_sec": best.round(),
-        "ingest_latency": latency("telemetry_ingest_latency_seconds"),
-        "db_batch_write": latency("telemetry_batch_write_duration"),
+        "ingest_latency": server_histogram("telemetry_ingest_latency_seconds"),
+        "db_batch_write": server_histogram("telemetry_batch_write_duration"),
+        "broadcast_latency_server": server_histogram("telemetry_broadcast_latency_seconds"),
+        "websocket": websocket,
         "server_peak_rss_mb": peak_kb / 1024,
         "server_rss_mb_at_end": rss_kb / 1024,
         "rss_per_connection_kb": peak_kb / args.nodes.max(1) as u64,
         "server_cpu_seconds": cpu_secs,
-        "server_cpu_seconds_per_million_events": (cpu_secs * 1e6 / stored.max(1) as f64 * 100.0).round() / 100.0,
+        "server_cpu_seconds_per_million_events": (cpu_secs * 1e6 / rows.max(1) as f64 * 100.0).round() / 100.0,
+        "stored_bytes_per_event": events_bytes / rows.max(1),
         "server_exit_code": exit,
     });
     println!("{}", serde_json::to_string_pretty(&summary).unwrap());
