@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{parse_node_id, read, ApiError, ApiPool};
 use crate::jip3::Event;
-use crate::store::queries::{self, EventRow, NodeDetail, StatusReport};
+use crate::store::queries::{self, EventRow};
 
 /// Events returned when `limit` is not given.
 pub const DEFAULT_LIMIT: u64 = 50;
@@ -22,14 +22,6 @@ pub async fn nodes(pool: web::Data<ApiPool>) -> Result<HttpResponse, ApiError> {
     Ok(HttpResponse::Ok().json(serde_json::json!({ "nodes": nodes })))
 }
 
-/// A node's details with its latest Status, the one thing a client cannot get from the list.
-#[derive(Serialize)]
-struct NodeOut {
-    #[serde(flatten)]
-    node: NodeDetail,
-    latest_status: Option<StatusReport>,
-}
-
 /// `GET /api/nodes/{node_id}` → the node with its `node_info` and `latest_status` (null before
 /// any Status event); 400 for a malformed id, 404 for an unknown node.
 pub async fn node(
@@ -37,20 +29,10 @@ pub async fn node(
     pool: web::Data<ApiPool>,
 ) -> Result<HttpResponse, ApiError> {
     let node_id = parse_node_id(&path)?;
-    let found = read(&pool.0, async |conn| {
-        let Some(node) = queries::node(conn, &node_id).await? else {
-            return Ok(None);
-        };
-        let latest_status = queries::latest_status(conn, &node_id).await?;
-        Ok(Some(NodeOut {
-            node,
-            latest_status,
-        }))
-    })
-    .await?;
-    found
-        .map(|node| HttpResponse::Ok().json(node))
-        .ok_or_else(|| unknown_node(&node_id))
+    match read(&pool.0, async |conn| queries::node(conn, &node_id).await).await? {
+        Some(node) => Ok(HttpResponse::Ok().json(node)),
+        None => Err(unknown_node(&node_id)),
+    }
 }
 
 #[derive(Deserialize)]

@@ -101,6 +101,9 @@ pub struct NodeDetail {
     pub remote_address: Option<String>,
     #[serde(serialize_with = "rfc3339::serialize")]
     pub first_seen_at: DateTime<Utc>,
+    /// Null before the node's first Status event.
+    #[diesel(embed)]
+    pub latest_status: Option<StatusReport>,
 }
 
 fn hex_bytes<S: serde::Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
@@ -120,18 +123,6 @@ pub async fn list_nodes(conn: &mut AsyncPgConnection) -> Result<Vec<NodeSummary>
         .await?)
 }
 
-pub async fn node(
-    conn: &mut AsyncPgConnection,
-    node_id: &str,
-) -> Result<Option<NodeDetail>, StoreError> {
-    Ok(nodes::table
-        .find(node_id)
-        .select(NodeDetail::as_select())
-        .first(conn)
-        .await
-        .optional()?)
-}
-
 /// A node's latest Status event: the node's time and the event's JSON form.
 #[derive(Debug, Queryable, Selectable, Serialize)]
 #[diesel(table_name = node_status)]
@@ -141,13 +132,14 @@ pub struct StatusReport {
     pub data: serde_json::Value,
 }
 
-pub async fn latest_status(
+pub async fn node(
     conn: &mut AsyncPgConnection,
     node_id: &str,
-) -> Result<Option<StatusReport>, StoreError> {
-    Ok(node_status::table
-        .find(node_id)
-        .select(StatusReport::as_select())
+) -> Result<Option<NodeDetail>, StoreError> {
+    Ok(nodes::table
+        .left_join(node_status::table)
+        .filter(nodes::node_id.eq(node_id))
+        .select(NodeDetail::as_select())
         .first(conn)
         .await
         .optional()?)
