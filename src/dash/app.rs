@@ -291,14 +291,9 @@ impl App {
             Msg::Detail(detail, stored) => self.on_detail(detail, stored),
             Msg::LiveUp => self.live = Link::Up,
             Msg::LiveEvent(event, sent) => self.on_event(*event, sent),
-            Msg::LiveRecent(events) => {
-                let list = if self.paused {
-                    &mut self.held
-                } else {
-                    &mut self.events
-                };
-                merge(list, events, EVENTS_KEPT);
-            }
+            // From before this connection: they fill the list (or, after an outage, the gap)
+            // by row id, paused or not; only live events are held while paused.
+            Msg::LiveRecent(events) => merge(&mut self.events, events, EVENTS_KEPT),
             Msg::LiveDown { error, retry_in } => {
                 self.live.fail(error, retry_in, self.now);
                 // Blocks reported while disconnected were missed: the REST values are newer.
@@ -328,7 +323,10 @@ impl App {
 
     /// Now, on the server's clock.
     pub fn server_now(&self) -> DateTime<Utc> {
-        self.now + self.clock_offset
+        // A server clock near the ends of time must not panic the UI.
+        self.now
+            .checked_add_signed(self.clock_offset)
+            .unwrap_or(self.now)
     }
 
     /// Local time, as of the last tick.

@@ -155,34 +155,27 @@ mod tests {
 
     #[test]
     fn websocket_events_parse_and_other_messages_are_skipped() {
-        let text = r#"{"type":"event","data":{"id":42,"node_id":"ab","event_id":7,"event_type":11,
+        let event = r#"{"id":42,"node_id":"ab","event_id":7,"event_type":11,
             "event_name":"BestBlockChanged","timestamp":"2025-11-20T10:00:00.123456Z",
-            "event":{"BestBlockChanged":{"slot":5,"header_hash":"0x00"}},"latency_ms":1.5},
-            "timestamp":"2025-11-20T10:00:01Z"}"#;
-        let LiveMessage::Event(event, sent) = LiveMessage::parse(text).unwrap() else {
+            "event":{"BestBlockChanged":{"slot":5,"header_hash":"0x00"}},"latency_ms":1.5}"#;
+        let sent_at = r#""timestamp":"2025-11-20T10:00:01Z""#;
+        let text = format!(r#"{{"type":"event","data":{event},{sent_at}}}"#);
+        let LiveMessage::Event(parsed, sent) = LiveMessage::parse(&text).unwrap() else {
             panic!("an event");
         };
-        assert_eq!(event.id, 42);
-        assert_eq!(event.slot(), Some(5));
+        assert_eq!(parsed.id, 42);
+        assert_eq!(parsed.slot(), Some(5));
         assert_eq!(sent.to_rfc3339(), "2025-11-20T10:00:01+00:00");
-        let recent = text
-            .replacen(
-                r#"{"type":"event","data":"#,
-                r#"{"type":"recent_events","data":{"count":1,"events":["#,
-                1,
-            )
-            .replacen(
-                r#","timestamp":"2025-11-20T10:00:01Z"}"#,
-                r#"]},"timestamp":"2025-11-20T10:00:01Z"}"#,
-                1,
-            );
+        let recent = format!(
+            r#"{{"type":"recent_events","data":{{"count":1,"events":[{event}]}},{sent_at}}}"#
+        );
         let LiveMessage::Recent(events) = LiveMessage::parse(&recent).unwrap() else {
             panic!("recent events");
         };
         assert_eq!(events[0].id, 42);
-        let stats = r#"{"type":"stats","data":{},"timestamp":"2025-11-20T10:00:01Z"}"#;
+        let stats = format!(r#"{{"type":"stats","data":{{}},{sent_at}}}"#);
         assert!(matches!(
-            LiveMessage::parse(stats).unwrap(),
+            LiveMessage::parse(&stats).unwrap(),
             LiveMessage::Other
         ));
         assert!(LiveMessage::parse("not json").is_err());

@@ -544,12 +544,16 @@ fn summary(fields: &Value) -> String {
 
 fn compact(value: &Value) -> String {
     match value {
-        Value::String(s) if s.len() > HEX_SHOWN && s.starts_with("0x") => {
-            format!("{}…", &s[..HEX_SHOWN])
-        }
+        Value::String(s) if s.len() > HEX_SHOWN && is_hex(s) => format!("{}…", &s[..HEX_SHOWN]),
         Value::String(s) => s.clone(),
         other => other.to_string(),
     }
+}
+
+/// `0x` and hex digits only (so it can be cut anywhere); other strings come from nodes as is.
+fn is_hex(s: &str) -> bool {
+    s.strip_prefix("0x")
+        .is_some_and(|digits| digits.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
 #[cfg(test)]
@@ -569,5 +573,7 @@ mod tests {
             summary(&fields),
             "header_hash=0xababababab… slot=5 cores=[1,2]"
         );
+        let reason = serde_json::json!("0x🦀 not hex, from a node");
+        assert_eq!(compact(&reason), "0x🦀 not hex, from a node");
     }
 }
