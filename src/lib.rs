@@ -8,6 +8,7 @@
 pub mod actors;
 pub mod api;
 pub mod config;
+pub mod dash;
 pub mod decode_tool;
 pub mod jip3;
 pub mod metrics;

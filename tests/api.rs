@@ -236,6 +236,67 @@ async fn stats_are_cached_for_five_seconds() {
     );
 }
 
+#[actix_web::test]
+async fn nodes_carry_their_latest_best_and_finalized_slots_and_status() {
+    let db = TestDb::new();
+    let server = TestServer::start(unlimited_config(&db)).await;
+    let api = server.api_addr;
+    let mut a = FakeNode::connect(server.telemetry_addr, node_info(25, 2)).await;
+    let quiet = FakeNode::connect(server.telemetry_addr, node_info(26, 2)).await;
+    let status = Event::Status {
+        num_peers: 12,
+        num_validator_peers: 9,
+        num_block_announcement_peers: 4,
+        guarantees_by_core: tart_backend::jip3::types::CoreCounts(vec![3, 1]),
+        num_shards: 5,
+        shards_total_size: 4096,
+        num_preimages: 0,
+        preimages_total_size: 0,
+    };
+    // The latest block of each kind counts, not the highest: best went back from 9 to 8.
+    a.send_events(&[
+        timed(best(9), 0),
+        timed(best(8), 1),
+        timed(
+            Event::FinalizedBlockChanged {
+                slot: 6,
+                header_hash: Hash([6; 32]),
+            },
+            2,
+        ),
+        timed(status, 3),
+    ])
+    .await;
+    let a_id = a.node_id();
+    assert!(
+        eventually(WAIT, || async {
+            let (_, node) = get_json(api, &format!("/api/nodes/{a_id}")).await;
+            node["latest_status"] != Value::Null && node["event_count"] == 4
+        })
+        .await,
+        "status rolled up"
+    );
+    let (_, nodes) = get_json(api, "/api/nodes").await;
+    let nodes = nodes["nodes"].as_array().unwrap();
+    let by_id = |id: &str| nodes.iter().find(|n| n["node_id"] == id).unwrap().clone();
+    assert_eq!(by_id(&a_id)["best_slot"], 8);
+    assert_eq!(by_id(&a_id)["finalized_slot"], 6);
+    assert_eq!(by_id(&quiet.node_id())["best_slot"], Value::Null);
+    assert_eq!(by_id(&quiet.node_id())["finalized_slot"], Value::Null);
+
+    let (_, node) = get_json(api, &format!("/api/nodes/{a_id}")).await;
+    assert_eq!(node["best_slot"], 8);
+    let latest = &node["latest_status"];
+    assert!(is_rfc3339_utc(&latest["timestamp"]));
+    assert_eq!(latest["data"]["Status"]["num_peers"], 12);
+    assert_eq!(
+        latest["data"]["Status"]["guarantees_by_core"],
+        serde_json::json!([3, 1])
+    );
+    let (_, node) = get_json(api, &format!("/api/nodes/{}", quiet.node_id())).await;
+    assert_eq!(node["latest_status"], Value::Null);
+}
+
 /// Parses the Prometheus text exposition format strictly enough to catch a malformed line:
 /// `# HELP`/`# TYPE` comments, and `name{labels} value` samples with a valid name and number.
 fn parse_prometheus(text: &str) -> Vec<(String, f64)> {

@@ -15,14 +15,15 @@ pub const DEFAULT_LIMIT: u64 = 50;
 /// Larger `limit`s are capped to this.
 pub const MAX_LIMIT: u64 = 1000;
 
-/// `GET /api/nodes` → `{"nodes": [...]}`, connected first, then by last seen.
+/// `GET /api/nodes` → `{"nodes": [...]}`, connected first, then by last seen; each with the
+/// slot of its latest best and finalized block.
 pub async fn nodes(pool: web::Data<ApiPool>) -> Result<HttpResponse, ApiError> {
     let nodes = read(&pool.0, async |conn| queries::list_nodes(conn).await).await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({ "nodes": nodes })))
 }
 
-/// `GET /api/nodes/{node_id}` → the node with its `node_info`; 400 for a malformed id, 404 for
-/// an unknown node.
+/// `GET /api/nodes/{node_id}` → the node with its `node_info` and `latest_status` (null before
+/// any Status event); 400 for a malformed id, 404 for an unknown node.
 pub async fn node(
     path: web::Path<String>,
     pool: web::Data<ApiPool>,

@@ -11,13 +11,14 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use diesel::expression::SqlLiteral;
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Jsonb, Nullable, SmallInt, Text, Timestamptz};
 use diesel_async::pooled_connection::AsyncDieselConnectionManager;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use serde::Serialize;
 
-use super::schema::nodes;
+use super::schema::{node_status, nodes};
 use super::{Pool, StoreError};
 use crate::api::rfc3339;
 
@@ -51,6 +52,22 @@ pub struct NodeSummary {
     pub last_seen_at: Option<DateTime<Utc>>,
     #[serde(serialize_with = "rfc3339::option")]
     pub disconnected_at: Option<DateTime<Utc>>,
+    /// The slot of the node's latest BestBlockChanged (null before any).
+    #[diesel(select_expression = latest_slot(LATEST_BEST), select_expression_type = SqlLiteral<Nullable<BigInt>>)]
+    pub best_slot: Option<i64>,
+    /// The slot of the node's latest FinalizedBlockChanged (null before any).
+    #[diesel(select_expression = latest_slot(LATEST_FINALIZED), select_expression_type = SqlLiteral<Nullable<BigInt>>)]
+    pub finalized_slot: Option<i64>,
+}
+
+/// One index probe of `blocks_by_node` per node and kind: the newest row of that kind.
+const LATEST_BEST: &str = "(SELECT b.slot FROM blocks b WHERE b.node_id = nodes.node_id \
+     AND b.kind = 'best' ORDER BY b.event_row DESC LIMIT 1)";
+const LATEST_FINALIZED: &str = "(SELECT b.slot FROM blocks b WHERE b.node_id = nodes.node_id \
+     AND b.kind = 'finalized' ORDER BY b.event_row DESC LIMIT 1)";
+
+fn latest_slot(subquery: &'static str) -> SqlLiteral<Nullable<BigInt>> {
+    diesel::dsl::sql(subquery)
 }
 
 /// What the node said about itself in its NodeInformation.
@@ -84,6 +101,9 @@ pub struct NodeDetail {
     pub remote_address: Option<String>,
     #[serde(serialize_with = "rfc3339::serialize")]
     pub first_seen_at: DateTime<Utc>,
+    /// Null before the node's first Status event.
+    #[diesel(embed)]
+    pub latest_status: Option<StatusReport>,
 }
 
 fn hex_bytes<S: serde::Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
@@ -103,12 +123,22 @@ pub async fn list_nodes(conn: &mut AsyncPgConnection) -> Result<Vec<NodeSummary>
         .await?)
 }
 
+/// A node's latest Status event: the node's time and the event's JSON form.
+#[derive(Debug, Queryable, Selectable, Serialize)]
+#[diesel(table_name = node_status)]
+pub struct StatusReport {
+    #[serde(serialize_with = "rfc3339::serialize")]
+    pub timestamp: DateTime<Utc>,
+    pub data: serde_json::Value,
+}
+
 pub async fn node(
     conn: &mut AsyncPgConnection,
     node_id: &str,
 ) -> Result<Option<NodeDetail>, StoreError> {
     Ok(nodes::table
-        .find(node_id)
+        .left_join(node_status::table)
+        .filter(nodes::node_id.eq(node_id))
         .select(NodeDetail::as_select())
         .first(conn)
         .await

@@ -115,4 +115,6 @@ diesel::table! {
     }
 }
 
+diesel::joinable!(node_status -> nodes (node_id));
+
 diesel::allow_tables_to_appear_in_same_query!(nodes, node_sessions, events, node_status, blocks);
