@@ -108,10 +108,10 @@ fn serve(config: Config, demo_nodes: Option<usize>) -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
-        println!(
+        say(&format!(
             "TART listening: telemetry={} api=http://{}",
             server.telemetry_addr, server.api_addr
-        );
+        ));
         let demo = demo_nodes.map(|nodes| start_demo(&server, nodes));
         wait_for_signal().await;
         if let Some(stop) = demo {
@@ -139,7 +139,7 @@ fn start_demo(server: &Server, nodes: usize) -> CancellationToken {
         ..SimConfig::new(telemetry)
     };
     actix::spawn(tart_backend::sim::run(sim, stop.clone()));
-    println!(
+    say(&format!(
         "\nTART is running with {nodes} simulated JAM nodes (half tiny, half full parameters).\n\
          \x20 nodes:      http://{api}/api/nodes\n\
          \x20 events:     http://{api}/api/events?limit=10\n\
@@ -150,8 +150,16 @@ fn start_demo(server: &Server, nodes: usize) -> CancellationToken {
          Ctrl-C stops (everything received is written first).",
         api.port(),
         telemetry.port(),
-    );
+    ));
     stop
+}
+
+/// Prints a line for the operator; a closed stdout (e.g. piped into `head`) must not stop the
+/// server, as `println!` would by panicking.
+fn say(text: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{text}").and_then(|()| out.flush());
 }
 
 async fn wait_for_signal() {

@@ -140,38 +140,65 @@ async fn a_database_outage_loses_nothing_and_duplicates_nothing() {
     drop(node);
 }
 
+/// The real `tart-backend` binary, started on ephemeral ports against `db`.
+struct Binary {
+    child: std::process::Child,
+    /// Kept open: the server writes more to stdout (the demo banner) after the first line.
+    _stdout: std::io::BufReader<std::process::ChildStdout>,
+    telemetry: std::net::SocketAddr,
+    api: String,
+}
+
+impl Binary {
+    fn start(db: &TestDb, args: &[&str]) -> Binary {
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_tart-backend"))
+            .args([
+                "--telemetry-bind",
+                "127.0.0.1:0",
+                "--api-bind",
+                "127.0.0.1:0",
+            ])
+            .args(args)
+            .env("DATABASE_URL", &db.url)
+            .env("RUST_LOG", "warn")
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("binary starts");
+        let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+        let mut line = String::new();
+        stdout.read_line(&mut line).unwrap();
+        let field = |name: &str| {
+            line.split_whitespace()
+                .find_map(|word| word.strip_prefix(name))
+                .unwrap_or_else(|| panic!("no {name} in {line:?}"))
+                .to_owned()
+        };
+        Binary {
+            telemetry: field("telemetry=").parse().unwrap(),
+            api: field("api="),
+            child,
+            _stdout: stdout,
+        }
+    }
+
+    /// Sends `signal` (e.g. "-TERM") and waits for the exit status.
+    async fn stop(mut self, signal: &str) -> std::process::ExitStatus {
+        let sent = std::process::Command::new("kill")
+            .args([signal, &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(sent.success());
+        tokio::task::spawn_blocking(move || self.child.wait().unwrap())
+            .await
+            .unwrap()
+    }
+}
+
 #[tokio::test]
 async fn sigterm_writes_everything_sent_and_exits_zero() {
     let db = TestDb::new();
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_tart-backend"))
-        .args([
-            "--telemetry-bind",
-            "127.0.0.1:0",
-            "--api-bind",
-            "127.0.0.1:0",
-            "--set",
-            "rate_limit_per_sec=0",
-        ])
-        .env("DATABASE_URL", &db.url)
-        .env("RUST_LOG", "warn")
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .expect("binary starts");
-    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
-    stdout.read_line(&mut line).unwrap();
-    let addr = line
-        .split_whitespace()
-        .find_map(|word| word.strip_prefix("telemetry="))
-        .unwrap_or_else(|| panic!("no telemetry address in {line:?}"))
-        .parse()
-        .unwrap();
-
-    let api = line
-        .split_whitespace()
-        .find_map(|word| word.strip_prefix("api="))
-        .unwrap_or_else(|| panic!("no API address in {line:?}"))
-        .to_owned();
+    let binary = Binary::start(&db, &["--set", "rate_limit_per_sec=0"]);
+    let api = binary.api.clone();
     let healthcheck = |url: String| {
         std::process::Command::new(env!("CARGO_BIN_EXE_tart-backend"))
             .args(["healthcheck", "--url", &url])
@@ -189,17 +216,10 @@ async fn sigterm_writes_everything_sent_and_exits_zero() {
         "a 404 is unhealthy"
     );
 
-    let mut node = FakeNode::connect(addr, node_info(21, 2)).await;
+    let mut node = FakeNode::connect(binary.telemetry, node_info(21, 2)).await;
     let events = block_events(20_000);
     node.send_events(&events).await;
-    let status = std::process::Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let exit = tokio::task::spawn_blocking(move || child.wait().unwrap())
-        .await
-        .unwrap();
+    let exit = binary.stop("-TERM").await;
     assert!(exit.success(), "exit status {exit:?}");
     assert_eq!(
         stored_and_distinct(&db, &node.node_id()).await,
@@ -386,28 +406,8 @@ fn an_unreachable_database_is_reported_clearly_and_exits_non_zero() {
 #[tokio::test]
 async fn the_demo_runs_simulated_nodes_that_show_up_in_the_api() {
     let db = TestDb::new();
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_tart-backend"))
-        .args([
-            "--demo",
-            "4",
-            "--telemetry-bind",
-            "127.0.0.1:0",
-            "--api-bind",
-            "127.0.0.1:0",
-        ])
-        .env("DATABASE_URL", &db.url)
-        .env("RUST_LOG", "warn")
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .expect("binary starts");
-    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
-    stdout.read_line(&mut line).unwrap();
-    let api = line
-        .split_whitespace()
-        .find_map(|word| word.strip_prefix("api="))
-        .unwrap_or_else(|| panic!("no API address in {line:?}"))
-        .to_owned();
+    let binary = Binary::start(&db, &["--demo", "4"]);
+    let api = binary.api.clone();
     let connected_nodes = || {
         let (_, body) =
             tart_backend::api::client::get(&format!("{api}/api/nodes"), Duration::from_secs(5))
@@ -424,12 +424,6 @@ async fn the_demo_runs_simulated_nodes_that_show_up_in_the_api() {
         eventually(WAIT, || async { connected_nodes() == 4 }).await,
         "4 simulated nodes connected and stored events"
     );
-    std::process::Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
-    let exit = tokio::task::spawn_blocking(move || child.wait().unwrap())
-        .await
-        .unwrap();
+    let exit = binary.stop("-INT").await;
     assert!(exit.success(), "exit status {exit:?}");
 }
