@@ -94,15 +94,16 @@ fn metrics(api: &str) -> String {
         .unwrap_or_default()
 }
 
-/// A counter or gauge (summed over label sets).
+/// A counter or gauge: `name` sums over its label sets, `name{label="value"}` is one of them.
 fn metric(text: &str, name: &str) -> f64 {
     text.lines()
         .filter(|l| !l.starts_with('#'))
         .filter_map(|l| {
             let (key, value) = l.rsplit_once(' ')?;
-            (key.split('{').next()? == name).then(|| value.parse::<f64>().ok())?
+            (key == name || key.split('{').next()? == name).then(|| value.parse::<f64>().ok())?
         })
-        .sum()
+        .sum::<f64>()
+        + 0.0 // an empty sum is -0.0
 }
 
 /// The upper bound (in ms) of the histogram bucket holding quantile `q`.
@@ -264,6 +265,14 @@ async fn main() {
         let stored_rate = (stored() - stored0) / secs;
         stop.cancel();
         sent += running.await.expect("simulation").events_sent();
+        // The server still reads the closed connections' backlog; the next step's nodes would
+        // find all 1,024 slots taken and be refused. Wait until they are gone.
+        let wait_start = Instant::now();
+        while metric(&metrics(&api), "telemetry_active_connections") > 0.0
+            && wait_start.elapsed() < Duration::from_secs(300)
+        {
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
         let (_, rss_kb, _) = process_usage(pid);
         let step = json!({
             "rate_per_node": rate,
@@ -340,6 +349,13 @@ async fn main() {
         "events_rate_limited": rate_limited,
         "decode_failures": failures,
         "events_lost": sent as i64 - rows - rate_limited,
+        // Frames the server read; the difference to `events_sent` never reached it (e.g. a
+        // simulated node stopped in the middle of a write when its step ended).
+        "server_events_received": metric(&final_metrics, "telemetry_events_received"),
+        "server_connections_closed_on_read_errors": metric(
+            &final_metrics,
+            r#"telemetry_connections_closed{reason="read_error"}"#,
+        ),
         "steps": steps,
         "max_stored_per_sec": best.round(),
         "ingest_latency": server_histogram("telemetry_ingest_latency_seconds"),
