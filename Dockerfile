@@ -5,13 +5,13 @@ COPY Cargo.toml Cargo.lock ./
 COPY src ./src
 COPY migrations ./migrations
 COPY benches ./benches
-RUN cargo build --release --locked --bins \
- && strip target/release/tart-backend target/release/tart-dash target/release/tart-sim 2>/dev/null; true
+RUN cargo build --release --locked --bin tart-backend --bin tart-sim --bin tart-dash \
+ && strip target/release/tart-backend target/release/tart-sim target/release/tart-dash
 
 FROM debian:bookworm-slim
 RUN useradd --system --uid 10001 --home-dir /nonexistent --shell /usr/sbin/nologin tart
-COPY --from=build /src/target/release/tart-backend /usr/local/bin/
-COPY --from=build /src/target/release/tart-sim* /src/target/release/tart-dash* /usr/local/bin/
+COPY --from=build /src/target/release/tart-backend /src/target/release/tart-sim \
+     /src/target/release/tart-dash /usr/local/bin/
 COPY config/default.toml /etc/tart/default.toml
 USER tart
 # 9000: JIP-3 telemetry from nodes; 8080: REST API, WebSocket, /metrics.
