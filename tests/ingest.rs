@@ -170,15 +170,13 @@ async fn reconnecting_node_keeps_its_row_and_gets_a_new_session() {
         2
     );
     assert!(
-        eventually(WAIT, || async {
-            count(
-                &mut db.connect().await,
-                "SELECT event_count AS n FROM nodes WHERE node_id = $1 AND is_connected",
-                &id,
-            )
-            .await
-                == 20
-        })
+        eventually_count(
+            &db,
+            WAIT,
+            "SELECT event_count AS n FROM nodes WHERE node_id = $1 AND is_connected",
+            &id,
+            20
+        )
         .await,
         "event_count spans sessions and the node shows connected"
     );
@@ -374,16 +372,14 @@ async fn malformed_and_unknown_events_are_kept_and_still_take_an_event_id() {
     assert_eq!(stored[1].event_type, 250);
     assert_eq!(stored[1].data["Unknown"]["raw"], "0x010203");
     assert!(
-        eventually(WAIT, || async {
-            count(
-                &mut db.connect().await,
-                "SELECT count(*) AS n FROM decode_failures WHERE node_id = $1 AND event_id = 1 \
+        eventually_count(
+            &db,
+            WAIT,
+            "SELECT count(*) AS n FROM decode_failures WHERE node_id = $1 AND event_id = 1 \
                  AND error LIKE 'invalid bool%' AND length(raw) = 10",
-                &id,
-            )
-            .await
-                == 1
-        })
+            &id,
+            1
+        )
         .await,
         "the malformed frame is kept with its bytes and error"
     );

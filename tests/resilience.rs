@@ -125,15 +125,13 @@ async fn a_database_outage_loses_nothing_and_duplicates_nothing() {
     );
     assert_eq!(server.metric("telemetry_database_circuit_open"), 0.0);
     assert!(
-        eventually(WAIT, || async {
-            count(
-                &mut db.connect().await,
-                "SELECT events_stored AS n FROM node_sessions WHERE node_id = $1",
-                &id,
-            )
-            .await
-                == 8_000
-        })
+        eventually_count(
+            &db,
+            WAIT,
+            "SELECT events_stored AS n FROM node_sessions WHERE node_id = $1",
+            &id,
+            8_000
+        )
         .await,
         "session counters count each stored event once"
     );
@@ -272,15 +270,13 @@ async fn nul_characters_in_strings_are_stored_as_replacement_characters() {
         1
     );
     assert!(
-        eventually(WAIT, || async {
-            count(
-                &mut db.connect().await,
-                "SELECT count(*) AS n FROM nodes WHERE node_id = $1 AND note = 'before\u{FFFD}after'",
-                &id,
-            )
-            .await
-                == 1
-        })
+        eventually_count(
+            &db,
+            WAIT,
+            "SELECT count(*) AS n FROM nodes WHERE node_id = $1 AND note = 'before\u{FFFD}after'",
+            &id,
+            1
+        )
         .await
     );
 }

@@ -256,6 +256,20 @@ pub async fn count(conn: &mut AsyncPgConnection, sql: &str, param: &str) -> i64 
         .unwrap_or_else(|e| panic!("{sql}: {e}"))
 }
 
+/// Waits until `sql` (one text parameter, a column `n`) returns `expected`.
+pub async fn eventually_count(
+    db: &TestDb,
+    within: Duration,
+    sql: &str,
+    param: &str,
+    expected: i64,
+) -> bool {
+    eventually(within, || async {
+        count(&mut db.connect().await, sql, param).await == expected
+    })
+    .await
+}
+
 /// A JIP-3 timestamp for "now plus `offset` µs", so events look current.
 pub fn jam_now(offset: u64) -> u64 {
     tart_backend::jip3::time::now() + offset
