@@ -63,6 +63,9 @@ pub struct DbWriter {
     metrics: Arc<Metrics>,
     pending: VecDeque<EventBatch>,
     pending_events: usize,
+    /// How many batches at the front of `pending` came back from a failed write: a write that
+    /// holds any of them is a retry and must skip rows the failed attempt may have committed.
+    retried_batches: usize,
     in_flight: usize,
     meta: VecDeque<MetaOp>,
     meta_busy: bool,
@@ -102,6 +105,7 @@ impl DbWriter {
             metrics,
             pending: VecDeque::new(),
             pending_events: 0,
+            retried_batches: 0,
             in_flight: 0,
             meta: VecDeque::new(),
             meta_busy: false,
@@ -154,7 +158,12 @@ impl DbWriter {
             }
             let mut job = Vec::new();
             let mut events = 0;
+            let mut retry = false;
             while let Some(batch) = self.pending.pop_front() {
+                if self.retried_batches > 0 {
+                    self.retried_batches -= 1;
+                    retry = true;
+                }
                 events += batch.events.len();
                 job.push(batch);
                 if events >= self.settings.batch_size {
@@ -162,17 +171,17 @@ impl DbWriter {
                 }
             }
             self.pending_events -= events;
-            self.start_write(job, ctx);
+            self.start_write(job, retry, ctx);
         }
         self.pump_meta(ctx);
     }
 
-    fn start_write(&mut self, job: Vec<EventBatch>, ctx: &mut Context<Self>) {
+    fn start_write(&mut self, job: Vec<EventBatch>, retry: bool, ctx: &mut Context<Self>) {
         self.in_flight += 1;
         let pool = self.pool.clone();
         let write = async move {
             let started = Instant::now();
-            let result = write_job(&pool, &job).await;
+            let result = write_job(&pool, &job, retry).await;
             (job, result, started.elapsed())
         };
         ctx.spawn(write.into_actor(self).map(|(job, result, took), act, ctx| {
@@ -213,6 +222,7 @@ impl DbWriter {
         self.metrics.batch_write_failures.inc();
         let events: usize = job.iter().map(|b| b.events.len()).sum();
         // Back to the front, in order: the retry writes the same rows with the same ids.
+        self.retried_batches += job.len();
         for batch in job.into_iter().rev() {
             self.pending.push_front(batch);
         }
@@ -354,7 +364,7 @@ struct JobOutcome {
 /// Writes one job in one transaction. If that fails while the database answers, the rows
 /// themselves were refused: the job is bisected until each refused event stands alone, and those
 /// are kept as decode failures with the database's reason, so one bad row cannot stall ingest.
-async fn write_job(pool: &Pool, job: &[EventBatch]) -> Result<JobOutcome, StoreError> {
+async fn write_job(pool: &Pool, job: &[EventBatch], retry: bool) -> Result<JobOutcome, StoreError> {
     let events: Vec<JobEvent<'_>> = job
         .iter()
         .flat_map(|batch| {
@@ -365,7 +375,7 @@ async fn write_job(pool: &Pool, job: &[EventBatch]) -> Result<JobOutcome, StoreE
         })
         .collect();
     let gaps: Vec<RateLimitGap> = job.iter().flat_map(|b| b.gaps.iter().cloned()).collect();
-    let error = match write_rows(pool, &events, &gaps, &[]).await {
+    let error = match write_rows(pool, &events, &gaps, &[], retry).await {
         Ok(inserted) => {
             return Ok(JobOutcome {
                 inserted,
@@ -380,7 +390,7 @@ async fn write_job(pool: &Pool, job: &[EventBatch]) -> Result<JobOutcome, StoreE
     let mut inserted = Vec::new();
     let mut refused = Vec::new();
     isolate(pool, &events, &mut inserted, &mut refused).await?;
-    inserted.extend(write_rows(pool, &[], &gaps, &refused).await?);
+    inserted.extend(write_rows(pool, &[], &gaps, &refused, true).await?);
     for (refused_event, reason) in &refused {
         log::error!(
             "PostgreSQL refused event {} of node {} (session {}): {reason}; kept in decode_failures",
@@ -406,7 +416,8 @@ where
     'j: 'a,
 {
     Box::pin(async move {
-        match write_rows(pool, events, &[], &[]).await {
+        // Idempotent: a half written here may be written again if the job is retried later.
+        match write_rows(pool, events, &[], &[], true).await {
             Ok(counts) => inserted.extend(counts),
             Err(error) if events.len() == 1 => {
                 // Only a database that still answers is refusing this row; otherwise it is an
@@ -431,6 +442,7 @@ async fn write_rows(
     events: &[JobEvent<'_>],
     gaps: &[RateLimitGap],
     refused: &[(JobEvent<'_>, String)],
+    idempotent: bool,
 ) -> Result<Vec<InsertedCount>, StoreError> {
     let mut rows = BatchWrite {
         gaps: gaps.to_vec(),
@@ -476,7 +488,7 @@ async fn write_rows(
         rows.failures.push(failure_row(batch, event, error, raw));
     }
     let mut conn = pool.get().await?;
-    write::write_batch(&mut conn, &rows).await
+    write::write_batch(&mut conn, &rows, idempotent).await
 }
 
 fn failure_row(
