@@ -281,7 +281,7 @@ async fn nul_characters_in_strings_are_stored_as_replacement_characters() {
     );
 }
 
-/// A row PostgreSQL refuses (here JSON with a NUL escape, which the codec never produces) must
+/// A row PostgreSQL refuses (here text that is not JSON, which the codec never produces) must
 /// not stall the writer: it is isolated and kept as a decode failure, its batch-mates are stored.
 #[tokio::test]
 async fn a_row_the_database_refuses_is_isolated_and_kept_as_a_failure() {
@@ -300,7 +300,7 @@ async fn a_row_the_database_refuses_is_isolated_and_kept_as_a_failure() {
         .map(|(i, event)| {
             let mut json: Arc<str> = serde_json::to_string(&event.event).unwrap().into();
             if i == 6 {
-                json = r#"{"BestBlockChanged":{"slot":6,"header_hash":"\u0000"}}"#.into();
+                json = r#"{"BestBlockChanged":{"slot":6,"header_hash":0x00}}"#.into();
             }
             IngestEvent {
                 id: 1_000 + i as i64,

@@ -7,7 +7,7 @@ mod harness;
 use std::collections::HashMap;
 use std::time::Duration;
 
-use diesel::sql_types::{BigInt, Jsonb, SmallInt, Text};
+use diesel::sql_types::{BigInt, Json, SmallInt, Text};
 use diesel::QueryableByName;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use harness::*;
@@ -150,7 +150,7 @@ struct StoredEvent {
     event_id: i64,
     #[diesel(sql_type = SmallInt)]
     event_type: i16,
-    #[diesel(sql_type = Jsonb)]
+    #[diesel(sql_type = Json)]
     data: serde_json::Value,
 }
 
@@ -168,7 +168,7 @@ async fn dangling(
              AND t.session_id = e.session_id AND t.event_type IN ({targets}) \
              AND t.event_id = (e.data->'{source}'->>'{field}')::int8)) AS n, \
          count(*) AS total \
-         FROM events e WHERE e.data ? $1"
+         FROM events e WHERE e.data -> $1 IS NOT NULL"
     );
     #[derive(QueryableByName)]
     struct Counts {

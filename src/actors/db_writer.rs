@@ -20,6 +20,7 @@ use crate::config::Config;
 use crate::jip3::types::to_hex;
 use crate::jip3::Event;
 use crate::metrics::Metrics;
+use crate::store::ids::node_key;
 use crate::store::models::{NewBlock, NewDecodeFailure, NewSession, NodeConnection, RateLimitGap};
 use crate::store::write::{self, BatchWrite, InsertedCount, LatestStatus, Rollup};
 use crate::store::{Pool, StoreError};
@@ -458,6 +459,7 @@ async fn write_rows(
                 let e = &mut rows.events;
                 e.id.push(event.id);
                 e.node_id.push(&batch.node_id);
+                e.node_key.push(node_key(&batch.node_id));
                 e.session_id.push(batch.session_id);
                 e.event_id.push(event.event_id as i64);
                 e.event_type.push(i16::from(decoded.discriminator()));

@@ -197,7 +197,8 @@ impl<const N: usize> BoundedString<N> {
     }
 
     /// The text as stored and shown. NUL is valid UTF-8, but PostgreSQL refuses it in text and
-    /// JSONB (a whole batch would fail), so it becomes U+FFFD here; the wire form keeps it.
+    /// JSONB (a whole batch would fail; and `data::jsonb` in a query), so it becomes U+FFFD here;
+    /// the wire form keeps it.
     pub fn storable(&self) -> Cow<'_, str> {
         if self.0.contains('\0') {
             Cow::Owned(self.0.replace('\0', "\u{FFFD}"))

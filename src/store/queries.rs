@@ -4,7 +4,8 @@
 //! receive time, see `ids`):
 //! - latest events of all nodes: each partition's primary key `(id, created_at)` scanned
 //!   backwards, merged across partitions (Merge Append) and stopped after `limit` rows;
-//! - latest events of one node: `events_node_recent (node_id, id DESC)` the same way;
+//! - latest events of one node: `events_node_recent (node_key, id DESC)` the same way, the full
+//!   `node_id` rechecked on those rows (the key is the id's first 8 bytes, see `ids::node_key`);
 //! - the node list: `nodes_listing (is_connected DESC, last_seen_at DESC NULLS LAST)`;
 //! - block stats: `blocks_by_kind (kind, slot DESC)`.
 
@@ -13,7 +14,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use diesel::expression::SqlLiteral;
 use diesel::prelude::*;
-use diesel::sql_types::{BigInt, Jsonb, Nullable, SmallInt, Text, Timestamptz};
+use diesel::sql_types::{BigInt, Json, Nullable, SmallInt, Text, Timestamptz};
 use diesel_async::pooled_connection::AsyncDieselConnectionManager;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use serde::Serialize;
@@ -169,7 +170,7 @@ pub struct EventRow {
     #[diesel(sql_type = Timestamptz)]
     #[serde(serialize_with = "rfc3339::serialize")]
     pub timestamp: DateTime<Utc>,
-    #[diesel(sql_type = Jsonb)]
+    #[diesel(sql_type = Json)]
     pub data: serde_json::Value,
     #[diesel(sql_type = Nullable<Text>)]
     pub node_name: Option<String>,
@@ -185,7 +186,9 @@ pub async fn recent_events(
     limit: i64,
 ) -> Result<Vec<EventRow>, StoreError> {
     let latest = match node_id {
-        Some(_) => "SELECT * FROM events WHERE node_id = $2 ORDER BY id DESC LIMIT $1",
+        Some(_) => {
+            "SELECT * FROM events WHERE node_key = $3 AND node_id = $2 ORDER BY id DESC LIMIT $1"
+        }
         None => "SELECT * FROM events ORDER BY id DESC LIMIT $1",
     };
     let sql = format!(
@@ -195,7 +198,13 @@ pub async fn recent_events(
     );
     let query = diesel::sql_query(sql).bind::<BigInt, _>(limit);
     Ok(match node_id {
-        Some(node_id) => query.bind::<Text, _>(node_id).load(conn).await?,
+        Some(node_id) => {
+            query
+                .bind::<Text, _>(node_id)
+                .bind::<BigInt, _>(super::ids::node_key(node_id))
+                .load(conn)
+                .await?
+        }
         None => query.load(conn).await?,
     })
 }

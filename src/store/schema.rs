@@ -50,7 +50,8 @@ diesel::table! {
         event_type -> Int2,
         timestamp -> Timestamptz,
         created_at -> Timestamptz,
-        data -> Jsonb,
+        data -> Json,
+        node_key -> Int8,
     }
 }
 

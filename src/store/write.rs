@@ -23,6 +23,7 @@ const INSERT_CHUNK: usize = 1000;
 pub struct EventColumns<'a> {
     pub id: Vec<i64>,
     pub node_id: Vec<&'a str>,
+    pub node_key: Vec<i64>,
     pub session_id: Vec<i64>,
     pub event_id: Vec<i64>,
     pub event_type: Vec<i16>,
@@ -67,17 +68,19 @@ pub struct InsertedCount {
 /// A first attempt: a plain insert. `ON CONFLICT` costs PostgreSQL about a fifth more per row,
 /// and a batch that was never tried cannot conflict (its ids are fresh).
 const INSERT_EVENTS: &str = "\
-INSERT INTO events (id, node_id, session_id, event_id, event_type, timestamp, created_at, data)
+INSERT INTO events (id, node_id, session_id, event_id, event_type, timestamp, created_at, data,
+                    node_key)
 SELECT * FROM unnest($1::int8[], $2::text[], $3::int8[], $4::int8[], $5::int2[],
-                     $6::timestamptz[], $7::timestamptz[], $8::text[]::jsonb[])";
+                     $6::timestamptz[], $7::timestamptz[], $8::text[]::json[], $9::int8[])";
 
 /// A retry (the earlier attempt may have committed): skips rows already there and reports only
 /// the rows it really added.
 const INSERT_EVENTS_IDEMPOTENT: &str = "\
 WITH ins AS (
-    INSERT INTO events (id, node_id, session_id, event_id, event_type, timestamp, created_at, data)
+    INSERT INTO events (id, node_id, session_id, event_id, event_type, timestamp, created_at, data,
+                        node_key)
     SELECT * FROM unnest($1::int8[], $2::text[], $3::int8[], $4::int8[], $5::int2[],
-                         $6::timestamptz[], $7::timestamptz[], $8::text[]::jsonb[])
+                         $6::timestamptz[], $7::timestamptz[], $8::text[]::json[], $9::int8[])
     ON CONFLICT DO NOTHING
     RETURNING session_id, event_type, created_at
 )
@@ -97,6 +100,7 @@ impl<'a> EventColumns<'a> {
             .bind::<Array<Timestamptz>, _>(&self.timestamp)
             .bind::<Array<Timestamptz>, _>(&self.created_at)
             .bind::<Array<Text>, _>(&self.data)
+            .bind::<Array<BigInt>, _>(&self.node_key)
     }
 
     /// Rows per session, type and hour: what a plain insert that succeeded added.
