@@ -122,7 +122,7 @@ impl Server {
         )
         .start();
 
-        let socket = TcpListener::bind(&config.telemetry_bind)
+        let socket = bind_telemetry(&config.telemetry_bind)
             .await
             .map_err(|source| StartError::Bind {
                 addr: config.telemetry_bind.clone(),
@@ -217,4 +217,23 @@ fn spawn_partition_upkeep(pool: store::Pool, config: &Config) {
             }
         }
     });
+}
+
+/// Room for every node to reconnect at once (after a restart all of them do): with the default
+/// backlog of 1,024, a storm of 1,024 connects overflowed the kernel's SYN queue here and some
+/// nodes were reset after they had started sending.
+const TELEMETRY_BACKLOG: u32 = 4096;
+
+async fn bind_telemetry(addr: &str) -> std::io::Result<TcpListener> {
+    let addr = tokio::net::lookup_host(addr).await?.next().ok_or_else(|| {
+        std::io::Error::new(std::io::ErrorKind::InvalidInput, "no address to bind")
+    })?;
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(TELEMETRY_BACKLOG)
 }
