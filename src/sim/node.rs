@@ -135,10 +135,11 @@ impl Node {
                 },
                 _ = ticker.tick() => {
                     self.flow.advance(self.clock.now(), &mut self.out);
-                    let (bytes, count) = self.out.pending();
-                    if count == 0 {
+                    if self.out.pending().1 == 0 {
                         continue;
                     }
+                    self.out.stamp(crate::jip3::time::now());
+                    let (bytes, count) = self.out.pending();
                     let stopped = async {
                         stop.cancelled().await;
                         tokio::time::sleep(STOP_GRACE).await;

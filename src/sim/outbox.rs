@@ -33,6 +33,8 @@ pub struct Outbox {
     /// The ID of the newest event of each type on this connection.
     last_id: [Option<EventId>; 256],
     buf: Vec<u8>,
+    /// Where each frame in `buf` starts.
+    frame_starts: Vec<usize>,
     queued: u64,
 }
 
@@ -45,6 +47,7 @@ impl Default for Outbox {
             unsent_times: None,
             last_id: [None; 256],
             buf: Vec::with_capacity(16 * 1024),
+            frame_starts: Vec::new(),
             queued: 0,
         }
     }
@@ -55,6 +58,7 @@ impl Outbox {
     pub fn push(&mut self, timestamp: Timestamp, event: &Event) -> EventId {
         let id = self.next_id;
         let start = self.buf.len();
+        self.frame_starts.push(start);
         self.buf.extend_from_slice(&[0; 4]);
         self.buf.extend_from_slice(&timestamp.to_le_bytes());
         event.encode(&mut self.buf);
@@ -92,6 +96,16 @@ impl Outbox {
         (&self.buf, self.queued)
     }
 
+    /// Gives every waiting frame the time it goes on the wire. The simulator collects a tick's
+    /// events into one write where a node would send each as it happens, so without this an
+    /// event's time would be up to a tick older than its sending, and latencies measured from it
+    /// (the benchmark's) would include the simulator's own wait.
+    pub fn stamp(&mut self, now: Timestamp) {
+        for &start in &self.frame_starts {
+            self.buf[start + 4..start + 12].copy_from_slice(&now.to_le_bytes());
+        }
+    }
+
     /// Forgets the frames once written.
     pub fn clear(&mut self) {
         self.discard();
@@ -103,6 +117,7 @@ impl Outbox {
     /// still count as undelivered.
     pub fn discard(&mut self) {
         self.buf.clear();
+        self.frame_starts.clear();
         self.queued = 0;
     }
 
@@ -166,6 +181,18 @@ mod tests {
             }
         }
         assert_eq!(ids, vec![0, 1, 6]);
+
+        out.stamp(99);
+        let mut bytes = BytesMut::from(&crate::jip3::codec::frame(&info.to_bytes())[..]);
+        bytes.extend_from_slice(out.pending().0);
+        let (mut stream, _) = EventStream::start(&codec.decode(&mut bytes).unwrap().unwrap())
+            .expect("node information");
+        while let Some(body) = codec.decode(&mut bytes).unwrap() {
+            match stream.next(body) {
+                EventFrame::Decoded { event, .. } => assert_eq!(event.timestamp, 99, "stamped"),
+                failed => panic!("{failed:?}"),
+            }
+        }
 
         out.clear();
         assert_eq!(out.new_connection(), None, "everything was delivered");
