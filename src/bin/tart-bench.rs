@@ -184,9 +184,18 @@ fn spawn_subscriber(api: &str, stop: Arc<AtomicBool>) -> Arc<Mutex<Subscriber>> 
                 Ok(pair) => pair,
                 Err(e) => return eprintln!("WebSocket subscriber could not connect: {e}"),
             };
+            // One timer for the whole run: a timeout per frame cost this thread more than the
+            // frames themselves, and its CPU is taken from the server under test.
+            let mut stop_check = tokio::time::interval(Duration::from_millis(200));
             while !stop.load(Ordering::Relaxed) {
-                let frame = tokio::time::timeout(Duration::from_millis(200), ws.next()).await;
-                let Ok(Some(Ok(awc::ws::Frame::Text(text)))) = frame else {
+                let frame = tokio::select! {
+                    frame = ws.next() => frame,
+                    _ = stop_check.tick() => continue,
+                };
+                let Some(frame) = frame else {
+                    break; // the server closed the stream
+                };
+                let Ok(awc::ws::Frame::Text(text)) = frame else {
                     continue;
                 };
                 let now = chrono::Utc::now();
