@@ -39,6 +39,7 @@ pub struct Config {
     pub breaker_threshold: u32,
     pub breaker_probe_ms: u64,
     pub rollup_interval_ms: u64,
+    pub hourly_stats_interval_ms: u64,
     pub retention_days: u32,
     pub partitions_ahead_days: u32,
     pub shutdown_timeout_secs: u64,
@@ -65,13 +66,14 @@ impl Default for Config {
             rate_limit_burst: 1000,
             batch_size: 1000,
             flush_interval_ms: 20,
-            pool_size: 8,
+            pool_size: 4,
             queue_capacity: 100_000,
             retry_base_ms: 100,
             retry_max_ms: 5_000,
             breaker_threshold: 5,
             breaker_probe_ms: 1_000,
             rollup_interval_ms: 1_000,
+            hourly_stats_interval_ms: 10_000,
             retention_days: 30,
             partitions_ahead_days: 3,
             shutdown_timeout_secs: 30,
@@ -158,6 +160,7 @@ impl Config {
             ("max_frame_bytes", self.max_frame_bytes as u64),
             ("flush_interval_ms", self.flush_interval_ms),
             ("rollup_interval_ms", self.rollup_interval_ms),
+            ("hourly_stats_interval_ms", self.hourly_stats_interval_ms),
             ("api_pool_size", u64::from(self.api_pool_size)),
             ("broadcast_queue_bytes", self.broadcast_queue_bytes as u64),
             ("ws_client_queue_bytes", self.ws_client_queue_bytes as u64),
@@ -184,6 +187,10 @@ impl Config {
 
     pub fn rollup_interval(&self) -> Duration {
         Duration::from_millis(self.rollup_interval_ms)
+    }
+
+    pub fn hourly_stats_interval(&self) -> Duration {
+        Duration::from_millis(self.hourly_stats_interval_ms)
     }
 
     pub fn shutdown_timeout(&self) -> Duration {

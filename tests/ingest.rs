@@ -10,6 +10,7 @@ use diesel::sql_types::{BigInt, Json, SmallInt, Text, Timestamptz};
 use diesel::QueryableByName;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use harness::*;
+use tart_backend::config::Config;
 use tart_backend::jip3::codec::frame;
 use tart_backend::jip3::generate::Generator;
 use tart_backend::jip3::types::HexBytes;
@@ -123,6 +124,31 @@ async fn every_event_type_is_stored_exactly_for_nodes_with_different_core_counts
         assert_eq!(keyed, 115, "node_key of node {}", node.node_id());
     }
     drop(server);
+}
+
+/// Events per node, type and hour add up between writes (each write is thousands of rows at
+/// scale) and are written every `hourly_stats_interval_ms`, and at shutdown whatever is due.
+#[tokio::test]
+async fn hourly_stats_add_up_between_writes_and_are_written_at_shutdown() {
+    let db = TestDb::new();
+    let config = Config {
+        hourly_stats_interval_ms: 3_600_000,
+        ..unlimited_config(&db)
+    };
+    let server = TestServer::start(config).await;
+    let mut node = FakeNode::connect(server.telemetry_addr, node_info(4, 2)).await;
+    node.send_events(&every_event_type(4, 2)).await;
+    let stored = "SELECT event_count AS n FROM nodes WHERE node_id = $1";
+    assert!(eventually_count(&db, WAIT, stored, &node.node_id(), 115).await);
+    let hourly = "SELECT coalesce(sum(event_count), 0)::int8 AS n FROM event_stats_hourly \
+                  WHERE node_id = $1";
+    let conn = &mut db.connect().await;
+    assert_eq!(count(conn, hourly, &node.node_id()).await, 0, "not due yet");
+
+    server.shutdown().await.expect("graceful shutdown");
+    assert_eq!(count(conn, hourly, &node.node_id()).await, 115);
+    let types = "SELECT count(DISTINCT event_type) AS n FROM event_stats_hourly WHERE node_id = $1";
+    assert_eq!(count(conn, types, &node.node_id()).await, 115, "every type counted");
 }
 
 #[tokio::test]

@@ -55,6 +55,7 @@ struct Settings {
     breaker_threshold: u32,
     probe_interval: Duration,
     rollup_interval: Duration,
+    hourly_stats_interval: Duration,
 }
 
 pub struct DbWriter {
@@ -72,6 +73,7 @@ pub struct DbWriter {
     meta_busy: bool,
     rollup: Rollup,
     rollup_queued: bool,
+    hourly_stats_written_at: Instant,
     consecutive_failures: u32,
     retry_at: Option<Instant>,
     retry_timer: Option<SpawnHandle>,
@@ -101,6 +103,7 @@ impl DbWriter {
                 breaker_threshold: config.breaker_threshold.max(1),
                 probe_interval: Duration::from_millis(config.breaker_probe_ms),
                 rollup_interval: config.rollup_interval(),
+                hourly_stats_interval: config.hourly_stats_interval(),
             },
             budget,
             metrics,
@@ -112,6 +115,7 @@ impl DbWriter {
             meta_busy: false,
             rollup: Rollup::default(),
             rollup_queued: false,
+            hourly_stats_written_at: Instant::now(),
             consecutive_failures: 0,
             retry_at: None,
             retry_timer: None,
@@ -324,10 +328,22 @@ impl DbWriter {
         }));
     }
 
+    /// Queues what was rolled up since the last one. Hourly stats stay behind, still adding up,
+    /// until `hourly_stats_interval` has passed (or the writer drains).
     fn queue_rollup(&mut self) {
-        if !self.rollup_queued && !self.rollup.is_empty() {
-            self.meta
-                .push_back(MetaOp::Rollup(std::mem::take(&mut self.rollup)));
+        if self.rollup_queued {
+            return;
+        }
+        let mut rollup = std::mem::take(&mut self.rollup);
+        if self.draining
+            || self.hourly_stats_written_at.elapsed() >= self.settings.hourly_stats_interval
+        {
+            self.hourly_stats_written_at = Instant::now();
+        } else {
+            self.rollup.hourly = std::mem::take(&mut rollup.hourly);
+        }
+        if !rollup.is_empty() {
+            self.meta.push_back(MetaOp::Rollup(rollup));
             self.rollup_queued = true;
         }
     }
