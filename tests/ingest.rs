@@ -148,7 +148,11 @@ async fn hourly_stats_add_up_between_writes_and_are_written_at_shutdown() {
     server.shutdown().await.expect("graceful shutdown");
     assert_eq!(count(conn, hourly, &node.node_id()).await, 115);
     let types = "SELECT count(DISTINCT event_type) AS n FROM event_stats_hourly WHERE node_id = $1";
-    assert_eq!(count(conn, types, &node.node_id()).await, 115, "every type counted");
+    assert_eq!(
+        count(conn, types, &node.node_id()).await,
+        115,
+        "every type counted"
+    );
 }
 
 #[tokio::test]

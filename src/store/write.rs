@@ -65,27 +65,39 @@ pub struct InsertedCount {
     pub inserted: i64,
 }
 
+/// The rows of a batch. `unnest` in the select list, not in FROM: the same rows (the arrays are
+/// of equal length, so they unnest in step), but streamed instead of first collected in a
+/// tuplestore, which made each insert about a sixth dearer for PostgreSQL.
+macro_rules! event_rows {
+    () => {
+        "SELECT unnest($1::int8[]), unnest($2::text[]), unnest($3::int8[]), unnest($4::int8[]),
+       unnest($5::int2[]), unnest($6::timestamptz[]), unnest($7::timestamptz[]),
+       unnest($8::text[]::json[]), unnest($9::int8[])"
+    };
+}
+
 /// A first attempt: a plain insert. `ON CONFLICT` costs PostgreSQL about a fifth more per row,
 /// and a batch that was never tried cannot conflict (its ids are fresh).
-const INSERT_EVENTS: &str = "\
-INSERT INTO events (id, node_id, session_id, event_id, event_type, timestamp, created_at, data,
-                    node_key)
-SELECT * FROM unnest($1::int8[], $2::text[], $3::int8[], $4::int8[], $5::int2[],
-                     $6::timestamptz[], $7::timestamptz[], $8::text[]::json[], $9::int8[])";
+const INSERT_EVENTS: &str = concat!(
+    "INSERT INTO events (id, node_id, session_id, event_id, event_type, timestamp, created_at,
+                    data, node_key)\n",
+    event_rows!()
+);
 
 /// A retry (the earlier attempt may have committed): skips rows already there and reports only
 /// the rows it really added.
-const INSERT_EVENTS_IDEMPOTENT: &str = "\
-WITH ins AS (
-    INSERT INTO events (id, node_id, session_id, event_id, event_type, timestamp, created_at, data,
-                        node_key)
-    SELECT * FROM unnest($1::int8[], $2::text[], $3::int8[], $4::int8[], $5::int2[],
-                         $6::timestamptz[], $7::timestamptz[], $8::text[]::json[], $9::int8[])
+const INSERT_EVENTS_IDEMPOTENT: &str = concat!(
+    "WITH ins AS (
+    INSERT INTO events (id, node_id, session_id, event_id, event_type, timestamp, created_at,
+                        data, node_key)\n",
+    event_rows!(),
+    "
     ON CONFLICT DO NOTHING
     RETURNING session_id, event_type, created_at
 )
 SELECT session_id, event_type, date_trunc('hour', created_at, 'UTC') AS hour, count(*) AS inserted
-FROM ins GROUP BY 1, 2, 3";
+FROM ins GROUP BY 1, 2, 3"
+);
 
 impl<'a> EventColumns<'a> {
     /// The insert statement with every column bound.
