@@ -220,20 +220,30 @@ fn spawn_partition_upkeep(pool: store::Pool, config: &Config) {
 }
 
 /// Room for every node to reconnect at once (after a restart all of them do): with the default
-/// backlog of 1,024, a storm of 1,024 connects overflowed the kernel's SYN queue here and some
-/// nodes were reset after they had started sending.
+/// backlog of 1,024, a storm of 1,024 connects overflowed the kernel's queues here ("possible SYN
+/// flooding") and some nodes were reset after they had started sending. The kernel caps it at
+/// `net.core.somaxconn`.
 const TELEMETRY_BACKLOG: u32 = 4096;
 
+/// Binds the first address of `addr` that can be bound, as `TcpListener::bind` does.
 async fn bind_telemetry(addr: &str) -> std::io::Result<TcpListener> {
-    let addr = tokio::net::lookup_host(addr).await?.next().ok_or_else(|| {
+    let mut last_error = None;
+    for addr in tokio::net::lookup_host(addr).await? {
+        let socket = if addr.is_ipv4() {
+            tokio::net::TcpSocket::new_v4()?
+        } else {
+            tokio::net::TcpSocket::new_v6()?
+        };
+        let bound = socket
+            .set_reuseaddr(true)
+            .and_then(|()| socket.bind(addr))
+            .and_then(|()| socket.listen(TELEMETRY_BACKLOG));
+        match bound {
+            Ok(listener) => return Ok(listener),
+            Err(e) => last_error = Some(e),
+        }
+    }
+    Err(last_error.unwrap_or_else(|| {
         std::io::Error::new(std::io::ErrorKind::InvalidInput, "no address to bind")
-    })?;
-    let socket = if addr.is_ipv4() {
-        tokio::net::TcpSocket::new_v4()?
-    } else {
-        tokio::net::TcpSocket::new_v6()?
-    };
-    socket.set_reuseaddr(true)?;
-    socket.bind(addr)?;
-    socket.listen(TELEMETRY_BACKLOG)
+    }))
 }

@@ -1,5 +1,5 @@
 //! Writes what the rate limiter admitted to PostgreSQL: batches of up to `batch_size` events,
-//! or whatever is waiting every `flush_interval`, with up to `pool_size` batches in flight.
+//! or whatever is waiting every `flush_interval`, with up to `pool_size - 1` batches in flight.
 //! Failed writes go back to the front of the queue and are retried with exponential backoff and
 //! jitter; after `breaker_threshold` failures in a row the circuit opens and the database is
 //! probed until it answers. Node/session bookkeeping and rolled-up counters go through a serial

@@ -33,8 +33,9 @@ pub struct Outbox {
     /// The ID of the newest event of each type on this connection.
     last_id: [Option<EventId>; 256],
     buf: Vec<u8>,
-    /// Where each frame in `buf` starts.
-    frame_starts: Vec<usize>,
+    /// Where each frame in `buf` that takes the sending time starts (all but Dropped, whose
+    /// time is that of the first event it stands for).
+    stamped_frames: Vec<usize>,
     queued: u64,
 }
 
@@ -47,7 +48,7 @@ impl Default for Outbox {
             unsent_times: None,
             last_id: [None; 256],
             buf: Vec::with_capacity(16 * 1024),
-            frame_starts: Vec::new(),
+            stamped_frames: Vec::new(),
             queued: 0,
         }
     }
@@ -58,7 +59,9 @@ impl Outbox {
     pub fn push(&mut self, timestamp: Timestamp, event: &Event) -> EventId {
         let id = self.next_id;
         let start = self.buf.len();
-        self.frame_starts.push(start);
+        if !matches!(event, Event::Dropped { .. }) {
+            self.stamped_frames.push(start);
+        }
         self.buf.extend_from_slice(&[0; 4]);
         self.buf.extend_from_slice(&timestamp.to_le_bytes());
         event.encode(&mut self.buf);
@@ -96,12 +99,12 @@ impl Outbox {
         (&self.buf, self.queued)
     }
 
-    /// Gives every waiting frame the time it goes on the wire. The simulator collects a tick's
+    /// Gives every waiting frame but Dropped the time it goes on the wire. The simulator collects a tick's
     /// events into one write where a node would send each as it happens, so without this an
     /// event's time would be up to a tick older than its sending, and latencies measured from it
     /// (the benchmark's) would include the simulator's own wait.
     pub fn stamp(&mut self, now: Timestamp) {
-        for &start in &self.frame_starts {
+        for &start in &self.stamped_frames {
             self.buf[start + 4..start + 12].copy_from_slice(&now.to_le_bytes());
         }
     }
@@ -117,7 +120,7 @@ impl Outbox {
     /// still count as undelivered.
     pub fn discard(&mut self) {
         self.buf.clear();
-        self.frame_starts.clear();
+        self.stamped_frames.clear();
         self.queued = 0;
     }
 
@@ -189,6 +192,11 @@ mod tests {
             .expect("node information");
         while let Some(body) = codec.decode(&mut bytes).unwrap() {
             match stream.next(body) {
+                EventFrame::Decoded { event, .. }
+                    if matches!(event.event, Event::Dropped { .. }) =>
+                {
+                    assert_eq!(event.timestamp, 2, "Dropped keeps its own time")
+                }
                 EventFrame::Decoded { event, .. } => assert_eq!(event.timestamp, 99, "stamped"),
                 failed => panic!("{failed:?}"),
             }

@@ -216,8 +216,9 @@ pub struct LatestStatus {
 }
 
 /// Derived state that many batches touch (node and session counters, hourly stats, latest
-/// status), accumulated in memory and written about once a second in one serial transaction.
-/// Writing it per batch would make the parallel batch writes queue on the same rows.
+/// status), accumulated in memory and written in one serial transaction about once a second
+/// (hourly stats less often, see `DbWriter::queue_rollup`). Writing it per batch would make the
+/// parallel batch writes queue on the same rows.
 #[derive(Debug, Default)]
 pub struct Rollup {
     /// node_id → (events stored, last frame received)
