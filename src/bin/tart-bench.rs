@@ -201,7 +201,9 @@ fn spawn_subscriber(api: &str, stop: Arc<AtomicBool>) -> Arc<Mutex<Subscriber>> 
                 let now = chrono::Utc::now();
                 // A cheap look at the event's own time; full JSON parsing would load the
                 // benchmark's CPU more than the server's.
-                let text = String::from_utf8_lossy(&text);
+                let Ok(text) = std::str::from_utf8(&text) else {
+                    continue;
+                };
                 if !text.starts_with(r#"{"type":"event""#) {
                     continue;
                 }
