@@ -210,7 +210,8 @@ impl DbWriter {
             .batch_write_duration
             .observe(took.as_secs_f64());
         self.record_success();
-        let node_of: HashMap<i64, &str> = job.iter().map(|b| (b.session_id, &*b.node_id)).collect();
+        let node_of: HashMap<i64, &Arc<str>> =
+            job.iter().map(|b| (b.session_id, &b.node_id)).collect();
         let mut stored = 0;
         for count in &inserted {
             if let Some(node_id) = node_of.get(&count.session_id) {
@@ -589,9 +590,9 @@ impl Handler<EventBatch> for DbWriter {
                 .ingest_latency
                 .observe(batch.read_at.elapsed().as_secs_f64());
         }
-        if let Some(last) = batch.events.iter().map(|e| e.received_at).max() {
-            self.rollup.node_seen(&batch.node_id, last);
-        }
+        let last = batch.events.iter().map(|e| e.received_at).max();
+        self.rollup
+            .session_seen(batch.session_id, &batch.node_id, last);
         self.rollup.session(batch.session_id).add(&batch.counts);
         for event in &batch.events {
             if let Payload::Decoded {

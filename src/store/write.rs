@@ -2,7 +2,8 @@
 //! column: no bind-parameter ceiling, one round trip). Counters derived from what was really
 //! inserted are rolled up separately and serially (see `Rollup`).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 use chrono::{DateTime, DurationRound, Utc};
 use diesel::pg::Pg;
@@ -215,53 +216,86 @@ pub struct LatestStatus {
     pub data: std::sync::Arc<str>,
 }
 
+/// (session, event type, hour) of the hourly stats.
+pub type HourlyKey = (i64, i16, DateTime<Utc>);
+
 /// Derived state that many batches touch (node and session counters, hourly stats, latest
 /// status), accumulated in memory and written in one serial transaction about once a second
 /// (hourly stats less often, see `DbWriter::queue_rollup`). Writing it per batch would make the
 /// parallel batch writes queue on the same rows.
+///
+/// Counts are kept per session (integer keys, no string copied or hashed per count: this runs for
+/// nearly every stored event) and summed per node when written.
 #[derive(Debug, Default)]
 pub struct Rollup {
-    /// node_id → (events stored, last frame received)
-    pub nodes: HashMap<String, (i64, Option<DateTime<Utc>>)>,
+    /// session → (its node, the newest frame received on it)
+    pub session_nodes: HashMap<i64, (Arc<str>, Option<DateTime<Utc>>)>,
     pub sessions: HashMap<i64, SessionCounts>,
-    pub hourly: HashMap<(String, i16, DateTime<Utc>), i64>,
-    pub status: HashMap<String, LatestStatus>,
+    /// (session, event type, hour) → (the session's node, events stored)
+    pub hourly: HashMap<HourlyKey, (Arc<str>, i64)>,
+    pub status: HashMap<Arc<str>, LatestStatus>,
 }
 
 impl Rollup {
     pub fn is_empty(&self) -> bool {
-        self.nodes.is_empty()
+        self.session_nodes.is_empty()
             && self.sessions.is_empty()
             && self.hourly.is_empty()
             && self.status.is_empty()
     }
 
-    pub fn node_seen(&mut self, node_id: &str, at: DateTime<Utc>) {
-        let entry = self.nodes.entry(node_id.to_owned()).or_default();
-        entry.1 = entry.1.max(Some(at));
+    /// Notes which node a session belongs to and, if frames were received, the newest one.
+    pub fn session_seen(&mut self, session_id: i64, node_id: &Arc<str>, at: Option<DateTime<Utc>>) {
+        let entry = self
+            .session_nodes
+            .entry(session_id)
+            .or_insert_with(|| (node_id.clone(), None));
+        entry.1 = entry.1.max(at);
     }
 
     pub fn session(&mut self, session_id: i64) -> &mut SessionCounts {
         self.sessions.entry(session_id).or_default()
     }
 
-    /// Counts rows that a batch write really inserted.
-    pub fn add_inserted(&mut self, node_id: &str, count: &InsertedCount) {
-        self.nodes.entry(node_id.to_owned()).or_default().0 += count.inserted;
+    /// Counts rows that a batch write of `node_id` really inserted.
+    pub fn add_inserted(&mut self, node_id: &Arc<str>, count: &InsertedCount) {
+        self.session_seen(count.session_id, node_id, None);
         self.session(count.session_id).stored += count.inserted;
-        *self
-            .hourly
-            .entry((node_id.to_owned(), count.event_type, count.hour))
-            .or_default() += count.inserted;
+        self.hourly
+            .entry((count.session_id, count.event_type, count.hour))
+            .or_insert_with(|| (node_id.clone(), 0))
+            .1 += count.inserted;
     }
 
-    pub fn status(&mut self, node_id: &str, status: LatestStatus) {
+    pub fn status(&mut self, node_id: &Arc<str>, status: LatestStatus) {
         match self.status.get(node_id) {
             Some(known) if known.event_row > status.event_row => {}
             _ => {
-                self.status.insert(node_id.to_owned(), status);
+                self.status.insert(node_id.clone(), status);
             }
         }
+    }
+
+    /// Per node: (events stored, newest frame received), in node order.
+    fn node_totals(&self) -> BTreeMap<&str, (i64, Option<DateTime<Utc>>)> {
+        let mut nodes: BTreeMap<&str, (i64, Option<DateTime<Utc>>)> = BTreeMap::new();
+        for (session_id, (node_id, seen)) in &self.session_nodes {
+            let stored = self.sessions.get(session_id).map_or(0, |c| c.stored);
+            let node = nodes.entry(node_id).or_default();
+            node.0 += stored;
+            node.1 = node.1.max(*seen);
+        }
+        nodes
+    }
+
+    /// Events per (node, type, hour), in key order (sessions of one node summed: an upsert may
+    /// touch each row once).
+    fn hourly_totals(&self) -> BTreeMap<(&str, i16, DateTime<Utc>), i64> {
+        let mut hourly = BTreeMap::new();
+        for ((_, event_type, hour), (node_id, stored)) in &self.hourly {
+            *hourly.entry((&**node_id, *event_type, *hour)).or_default() += stored;
+        }
+        hourly
     }
 }
 
@@ -300,12 +334,10 @@ pub async fn write_rollup(
     conn: &mut AsyncPgConnection,
     rollup: &Rollup,
 ) -> Result<(), diesel::result::Error> {
-    let mut nodes: Vec<_> = rollup.nodes.iter().collect();
-    nodes.sort_by(|a, b| a.0.cmp(b.0));
+    let nodes: Vec<_> = rollup.node_totals().into_iter().collect();
     let mut sessions: Vec<_> = rollup.sessions.iter().collect();
     sessions.sort_by_key(|(id, _)| **id);
-    let mut hourly: Vec<_> = rollup.hourly.iter().collect();
-    hourly.sort_by(|a, b| a.0.cmp(b.0));
+    let hourly: Vec<_> = rollup.hourly_totals().into_iter().collect();
     let mut status: Vec<_> = rollup.status.iter().collect();
     status.sort_by(|a, b| a.0.cmp(b.0));
     let status_json: Vec<&str> = status.iter().map(|(_, s)| &*s.data).collect();
@@ -313,7 +345,7 @@ pub async fn write_rollup(
     {
         if !nodes.is_empty() {
             diesel::sql_query(ROLLUP_NODES)
-                .bind::<Array<Text>, _>(nodes.iter().map(|n| n.0.as_str()).collect::<Vec<_>>())
+                .bind::<Array<Text>, _>(nodes.iter().map(|n| n.0).collect::<Vec<_>>())
                 .bind::<Array<BigInt>, _>(nodes.iter().map(|n| n.1 .0).collect::<Vec<_>>())
                 .bind::<Array<diesel::sql_types::Nullable<Timestamptz>>, _>(
                     nodes.iter().map(|n| n.1 .1).collect::<Vec<_>>(),
@@ -337,16 +369,16 @@ pub async fn write_rollup(
         }
         if !hourly.is_empty() {
             diesel::sql_query(ROLLUP_HOURLY)
-                .bind::<Array<Text>, _>(hourly.iter().map(|h| h.0 .0.as_str()).collect::<Vec<_>>())
+                .bind::<Array<Text>, _>(hourly.iter().map(|h| h.0 .0).collect::<Vec<_>>())
                 .bind::<Array<SmallInt>, _>(hourly.iter().map(|h| h.0 .1).collect::<Vec<_>>())
                 .bind::<Array<Timestamptz>, _>(hourly.iter().map(|h| h.0 .2).collect::<Vec<_>>())
-                .bind::<Array<BigInt>, _>(hourly.iter().map(|h| *h.1).collect::<Vec<_>>())
+                .bind::<Array<BigInt>, _>(hourly.iter().map(|h| h.1).collect::<Vec<_>>())
                 .execute(conn)
                 .await?;
         }
         if !status.is_empty() {
             diesel::sql_query(ROLLUP_STATUS)
-                .bind::<Array<Text>, _>(status.iter().map(|s| s.0.as_str()).collect::<Vec<_>>())
+                .bind::<Array<Text>, _>(status.iter().map(|s| &**s.0).collect::<Vec<_>>())
                 .bind::<Array<BigInt>, _>(status.iter().map(|s| s.1.event_row).collect::<Vec<_>>())
                 .bind::<Array<Timestamptz>, _>(
                     status.iter().map(|s| s.1.timestamp).collect::<Vec<_>>(),
