@@ -215,10 +215,14 @@ impl SessionLink {
     }
 }
 
+/// The events of one publish that match one session's filter: one queue item, one wake-up of the
+/// session, however many events.
+pub type LiveBatch = Vec<Arc<LiveEvent>>;
+
 struct Subscriber {
     /// `None` after `Unsubscribe`: the session stays, without live events.
     filter: Option<Filter>,
-    queue: mpsc::UnboundedSender<Arc<LiveEvent>>,
+    queue: mpsc::UnboundedSender<LiveBatch>,
     link: Arc<SessionLink>,
 }
 
@@ -373,31 +377,34 @@ impl Handler<Publish> for Broadcaster {
             .inc_by(publish.events.len() as u64);
         let mut too_slow = Vec::new();
         let mut gone = Vec::new();
-        for event in publish.events {
-            let event = Arc::new(event);
-            for (id, subscriber) in &self.sessions {
-                if !subscriber
-                    .filter
-                    .as_ref()
-                    .is_some_and(|f| f.matches(&event))
-                {
-                    continue;
-                }
-                let queued = subscriber.link.queued_bytes.load(Ordering::Acquire);
-                if queued + event.cost() > self.client_queue_bytes {
-                    if !too_slow.contains(id) {
-                        too_slow.push(*id);
-                    }
-                    continue;
-                }
-                subscriber
-                    .link
-                    .queued_bytes
-                    .fetch_add(event.cost(), Ordering::AcqRel);
-                if subscriber.queue.send(event.clone()).is_err() {
-                    gone.push(*id);
-                }
+        let events: Vec<Arc<LiveEvent>> = publish.events.into_iter().map(Arc::new).collect();
+        for (id, subscriber) in &self.sessions {
+            let Some(filter) = &subscriber.filter else {
+                continue;
+            };
+            let matching: LiveBatch = events
+                .iter()
+                .filter(|e| filter.matches(e))
+                .cloned()
+                .collect();
+            if matching.is_empty() {
+                continue;
             }
+            let cost: usize = matching.iter().map(|e| e.cost()).sum();
+            let queued = subscriber.link.queued_bytes.load(Ordering::Acquire);
+            if queued + cost > self.client_queue_bytes {
+                too_slow.push(*id);
+                continue;
+            }
+            subscriber
+                .link
+                .queued_bytes
+                .fetch_add(cost, Ordering::AcqRel);
+            if subscriber.queue.send(matching).is_err() {
+                gone.push(*id);
+            }
+        }
+        for event in events {
             self.remember(event);
         }
         for id in gone {
@@ -419,7 +426,7 @@ impl Handler<Publish> for Broadcaster {
 #[derive(Message)]
 #[rtype(result = "JoinAck")]
 pub struct Join {
-    pub queue: mpsc::UnboundedSender<Arc<LiveEvent>>,
+    pub queue: mpsc::UnboundedSender<LiveBatch>,
     pub link: Arc<SessionLink>,
 }
 
