@@ -15,7 +15,7 @@ use clap::Parser;
 use diesel::sql_types::BigInt;
 use diesel::QueryableByName;
 use diesel_async::{AsyncConnection, AsyncPgConnection};
-use futures_util::StreamExt;
+use futures_util::{SinkExt, StreamExt};
 use serde_json::json;
 use tart_backend::sim::{Params, SimConfig, Simulation};
 use tokio_util::sync::CancellationToken;
@@ -192,11 +192,19 @@ fn spawn_subscriber(api: &str, stop: Arc<AtomicBool>) -> Arc<Mutex<Subscriber>> 
                     frame = ws.next() => frame,
                     _ = stop_check.tick() => continue,
                 };
-                let Some(frame) = frame else {
-                    break; // the server closed the stream
-                };
-                let Ok(awc::ws::Frame::Text(text)) = frame else {
-                    continue;
+                let text = match frame {
+                    Some(Ok(awc::ws::Frame::Text(text))) => text,
+                    // Unanswered pings make the server drop the client as gone (after its
+                    // client timeout), which ended longer runs' measurements early.
+                    Some(Ok(awc::ws::Frame::Ping(payload))) => {
+                        let _ = ws.send(awc::ws::Message::Pong(payload)).await;
+                        continue;
+                    }
+                    Some(_) => continue,
+                    None => {
+                        eprintln!("the server closed the WebSocket subscriber's connection");
+                        break;
+                    }
                 };
                 let now = chrono::Utc::now();
                 // A cheap look at the event's own time; full JSON parsing would load the
