@@ -79,12 +79,16 @@ impl Filter {
 }
 
 /// The rate limiter's end of the rate_limiter → broadcaster edge (see the module comment).
+/// Offered events collect until [`LiveFeed::flush`], so the broadcaster (another thread) is woken
+/// once per burst of reads rather than once per read.
 pub struct LiveFeed {
     broadcaster: Addr<Broadcaster>,
     /// Bytes handed to the broadcaster and not yet taken by it.
     in_flight: Arc<AtomicUsize>,
     capacity: usize,
     shedding: bool,
+    pending: Vec<LiveEvent>,
+    pending_cost: usize,
     metrics: Arc<Metrics>,
 }
 
@@ -110,7 +114,7 @@ impl LiveFeed {
             return;
         }
         // Only this feed adds to `in_flight`, so the check cannot be overtaken by another sender.
-        if self.in_flight.load(Ordering::Acquire) + cost > self.capacity {
+        if self.in_flight.load(Ordering::Acquire) + self.pending_cost + cost > self.capacity {
             self.metrics.broadcaster_events_shed.inc_by(count);
             if !self.shedding {
                 self.shedding = true;
@@ -126,8 +130,8 @@ impl LiveFeed {
             self.shedding = false;
             log::info!("the live stream caught up; broadcasting every event again");
         }
-        let events = decoded()
-            .map(|(e, timestamp, discriminator, json)| LiveEvent {
+        self.pending.extend(
+            decoded().map(|(e, timestamp, discriminator, json)| LiveEvent {
                 id: e.id,
                 node_id: batch.node_id.clone(),
                 event_id: e.event_id,
@@ -135,11 +139,23 @@ impl LiveFeed {
                 timestamp,
                 json: json.clone(),
                 read_at: batch.read_at,
-            })
-            .collect();
+            }),
+        );
+        self.pending_cost += cost;
+    }
+
+    /// Hands what was offered since the last flush to the broadcaster.
+    pub fn flush(&mut self) {
+        if self.pending.is_empty() {
+            return;
+        }
+        let cost = std::mem::take(&mut self.pending_cost);
         self.in_flight.fetch_add(cost, Ordering::AcqRel);
         // Policy: bounded by `in_flight` above, so the unbounded do_send cannot grow without limit.
-        self.broadcaster.do_send(Publish { events, cost });
+        self.broadcaster.do_send(Publish {
+            events: std::mem::take(&mut self.pending),
+            cost,
+        });
     }
 }
 
@@ -278,6 +294,8 @@ impl Broadcaster {
             in_flight,
             capacity: config.broadcast_queue_bytes,
             shedding: false,
+            pending: Vec::new(),
+            pending_cost: 0,
             metrics,
         };
         (addr, feed)

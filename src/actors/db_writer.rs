@@ -581,10 +581,9 @@ impl Actor for DbWriter {
     }
 }
 
-impl Handler<EventBatch> for DbWriter {
-    type Result = ();
-
-    fn handle(&mut self, batch: EventBatch, ctx: &mut Context<Self>) {
+impl DbWriter {
+    /// Queues a batch for writing and notes what the rollup needs from it.
+    fn accept(&mut self, batch: EventBatch) {
         if !batch.events.is_empty() {
             self.metrics
                 .ingest_latency
@@ -613,9 +612,37 @@ impl Handler<EventBatch> for DbWriter {
         }
         self.pending_events += batch.events.len();
         self.pending.push_back(batch);
+    }
+
+    fn pump_if_full(&mut self, ctx: &mut Context<Self>) {
         if self.pending_events >= self.settings.batch_size {
             self.pump(ctx, false);
         }
+    }
+}
+
+impl Handler<EventBatch> for DbWriter {
+    type Result = ();
+
+    fn handle(&mut self, batch: EventBatch, ctx: &mut Context<Self>) {
+        self.accept(batch);
+        self.pump_if_full(ctx);
+    }
+}
+
+/// The batches the rate limiter admitted in one burst, in order.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct EventBatches(pub Vec<EventBatch>);
+
+impl Handler<EventBatches> for DbWriter {
+    type Result = ();
+
+    fn handle(&mut self, EventBatches(batches): EventBatches, ctx: &mut Context<Self>) {
+        for batch in batches {
+            self.accept(batch);
+        }
+        self.pump_if_full(ctx);
     }
 }
 

@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 
 use super::broadcaster::LiveFeed;
 use super::budget::QueueBudget;
-use super::db_writer::DbWriter;
+use super::db_writer::{DbWriter, EventBatches};
 use super::{EventBatch, IngestEvent, SessionEnded};
 use crate::metrics::Metrics;
 use crate::store::models::RateLimitGap;
@@ -41,9 +41,19 @@ pub struct RateLimiter {
     open_gaps: HashMap<i64, OpenGap>,
     db_writer: Addr<DbWriter>,
     live: LiveFeed,
+    /// Admitted batches not yet handed to the writer: see [`FlushToWriters`].
+    pending: Vec<EventBatch>,
     budget: Arc<QueueBudget>,
     metrics: Arc<Metrics>,
 }
+
+/// Sent by the rate limiter to itself when a batch arrives with nothing pending. It queues behind
+/// the batches already in the mailbox, so everything that arrived in one burst goes to the DB
+/// writer and the broadcaster (both on other threads) as one message each: a cross-thread
+/// wake-up per burst instead of per read, at no added wait.
+#[derive(Message)]
+#[rtype(result = "()")]
+struct FlushToWriters;
 
 impl RateLimiter {
     /// `per_sec` = 0 turns limiting off.
@@ -62,6 +72,7 @@ impl RateLimiter {
             open_gaps: HashMap::new(),
             db_writer,
             live,
+            pending: Vec::new(),
             budget,
             metrics,
         }
@@ -127,8 +138,20 @@ impl RateLimiter {
         }
     }
 
-    /// Hands a gap record to the writer on its own.
-    fn send_gap(&self, gap: RateLimitGap) {
+    /// Hands the pending batches on. Policy: the writer is never behind by more than the queue
+    /// budget (connections took their permits before sending), so the unbounded do_send cannot
+    /// grow without limit.
+    fn flush(&mut self) {
+        self.live.flush();
+        if !self.pending.is_empty() {
+            self.db_writer
+                .do_send(EventBatches(std::mem::take(&mut self.pending)));
+        }
+    }
+
+    /// Hands a gap record to the writer on its own, after what is pending (writes stay in order).
+    fn send_gap(&mut self, gap: RateLimitGap) {
+        self.flush();
         self.db_writer.do_send(EventBatch {
             node_id: gap.node_id.as_str().into(),
             session_id: gap.session_id,
@@ -172,16 +195,25 @@ impl Actor for RateLimiter {
 impl Handler<EventBatch> for RateLimiter {
     type Result = ();
 
-    fn handle(&mut self, mut batch: EventBatch, _ctx: &mut Context<Self>) {
+    fn handle(&mut self, mut batch: EventBatch, ctx: &mut Context<Self>) {
         if self.per_sec > 0.0 {
             self.limit(&mut batch);
         }
         // Every admitted event passes here, before its write: the live stream shows it first.
         // Policy: never waits; bounded in bytes, shed and counted when the broadcaster is behind.
         self.live.offer(&batch);
-        // Policy: never behind by more than the queue budget (the connection took its permits
-        // before sending), so the unbounded do_send cannot grow without limit.
-        self.db_writer.do_send(batch);
+        if self.pending.is_empty() {
+            ctx.notify(FlushToWriters);
+        }
+        self.pending.push(batch);
+    }
+}
+
+impl Handler<FlushToWriters> for RateLimiter {
+    type Result = ();
+
+    fn handle(&mut self, _: FlushToWriters, _ctx: &mut Context<Self>) {
+        self.flush();
     }
 }
 
@@ -192,6 +224,8 @@ impl Handler<SessionEnded> for RateLimiter {
         if let Some(open) = self.open_gaps.remove(&ended.session_id) {
             self.send_gap(open.gap);
         }
+        // After the session's last batches: the writer records the end in order.
+        self.flush();
         self.db_writer.do_send(ended);
     }
 }
