@@ -5,7 +5,9 @@
 //!                                                                       └──▶ broadcaster ──▶ ws_session
 //! ```
 //!
-//! (one `ws_session` per WebSocket client of the HTTP API, on the HTTP worker threads.)
+//! (one `ws_session` per WebSocket client of the HTTP API, on the HTTP worker threads; a batch is
+//! the events of one socket read, and the rate limiter passes on each burst of batches as one
+//! message, since the writer and the broadcaster run on threads of their own.)
 //!
 //! Each edge has a stated policy for a receiver that is behind: the connection *waits* for room in
 //! the shared [`budget::QueueBudget`] before it hands a batch on (and so stops reading its socket:
