@@ -448,3 +448,36 @@ async fn a_session_frozen_on_a_full_socket_is_found_by_its_stopped_heartbeat() {
     );
     talking.abort();
 }
+
+/// A burst of several times a client's queue bound, sent by a node in one go, reaches a client
+/// that keeps reading: what the server hands on at once stays far below the bound, so a burst
+/// is not mistaken for a client that is behind.
+#[actix_web::test]
+async fn a_burst_larger_than_a_client_queue_reaches_a_client_that_keeps_up() {
+    let db = TestDb::new();
+    let server = TestServer::start(Config {
+        ws_client_queue_bytes: 1 << 20,
+        ..unlimited_config(&db)
+    })
+    .await;
+    let (mut ws, _) = ws_connect(server.api_addr).await;
+    let mut node = FakeNode::connect(server.telemetry_addr, node_info(41, 2)).await;
+    let burst = best_blocks(1, 12_000); // ~4.3 MB of live events, counted as the queue counts them
+    node.send_events(&burst).await;
+    let mut received = 0;
+    while received < burst.len() {
+        match tokio::time::timeout(WAIT, ws_next(&mut ws)).await {
+            Ok(WsIn::Json(message)) if message["type"] == "event" => {
+                assert_eq!(
+                    message["data"]["event_id"], received,
+                    "in order, none missing"
+                );
+                received += 1;
+            }
+            Ok(WsIn::Json(_)) => {}
+            Ok(other) => panic!("the client was dropped after {received} events: {other:?}"),
+            Err(_) => panic!("only {received} of {} events arrived", burst.len()),
+        }
+    }
+    assert_eq!(server.metric("telemetry_ws_slow_clients_disconnected"), 0.0);
+}

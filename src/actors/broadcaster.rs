@@ -34,6 +34,13 @@ const RECENT_MAX_BYTES: usize = 64 << 20;
 const EVENT_OVERHEAD: usize = 128;
 /// How long an evicted session has to close itself before its socket is shut down.
 pub const EVICTION_GRACE: Duration = Duration::from_secs(1);
+/// The rate limiter hands on what it collected at least every this many bytes (or a quarter of a
+/// session's queue bound, if less), so one publish stays well below that bound: a burst must not
+/// look like a client that is behind.
+const FEED_FLUSH_BYTES: usize = 256 << 10;
+/// Events per item of a session's queue. A session takes up to 16 items per turn and they leave
+/// its byte count as soon as taken, so this bounds what is formatted and not yet counted.
+const LIVE_BATCH_EVENTS: usize = 32;
 
 /// One decoded event as the live stream carries it.
 #[derive(Debug)]
@@ -89,6 +96,7 @@ pub struct LiveFeed {
     shedding: bool,
     pending: Vec<LiveEvent>,
     pending_cost: usize,
+    flush_bytes: usize,
     metrics: Arc<Metrics>,
 }
 
@@ -142,6 +150,9 @@ impl LiveFeed {
             }),
         );
         self.pending_cost += cost;
+        if self.pending_cost >= self.flush_bytes {
+            self.flush();
+        }
     }
 
     /// Hands what was offered since the last flush to the broadcaster.
@@ -231,8 +242,8 @@ impl SessionLink {
     }
 }
 
-/// The events of one publish that match one session's filter: one queue item, one wake-up of the
-/// session, however many events.
+/// Events of one publish that match one session's filter, up to [`LIVE_BATCH_EVENTS`]: one queue
+/// item, one wake-up of the session.
 pub type LiveBatch = Vec<Arc<LiveEvent>>;
 
 struct Subscriber {
@@ -296,6 +307,7 @@ impl Broadcaster {
             shedding: false,
             pending: Vec::new(),
             pending_cost: 0,
+            flush_bytes: FEED_FLUSH_BYTES.min(config.ws_client_queue_bytes / 4),
             metrics,
         };
         (addr, feed)
@@ -400,26 +412,23 @@ impl Handler<Publish> for Broadcaster {
             let Some(filter) = &subscriber.filter else {
                 continue;
             };
-            let matching: LiveBatch = events
-                .iter()
-                .filter(|e| filter.matches(e))
-                .cloned()
-                .collect();
-            if matching.is_empty() {
-                continue;
-            }
-            let cost: usize = matching.iter().map(|e| e.cost()).sum();
-            let queued = subscriber.link.queued_bytes.load(Ordering::Acquire);
-            if queued + cost > self.client_queue_bytes {
-                too_slow.push(*id);
-                continue;
-            }
-            subscriber
-                .link
-                .queued_bytes
-                .fetch_add(cost, Ordering::AcqRel);
-            if subscriber.queue.send(matching).is_err() {
-                gone.push(*id);
+            let mut matching = events.iter().filter(|e| filter.matches(e)).peekable();
+            while matching.peek().is_some() {
+                let batch: LiveBatch = matching.by_ref().take(LIVE_BATCH_EVENTS).cloned().collect();
+                let cost: usize = batch.iter().map(|e| e.cost()).sum();
+                let queued = subscriber.link.queued_bytes.load(Ordering::Acquire);
+                if queued + cost > self.client_queue_bytes {
+                    too_slow.push(*id);
+                    break;
+                }
+                subscriber
+                    .link
+                    .queued_bytes
+                    .fetch_add(cost, Ordering::AcqRel);
+                if subscriber.queue.send(batch).is_err() {
+                    gone.push(*id);
+                    break;
+                }
             }
         }
         for event in events {
