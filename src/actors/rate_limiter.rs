@@ -78,16 +78,15 @@ impl RateLimiter {
         }
     }
 
-    fn admit(bucket: &mut Bucket, per_sec: f64, burst: f64, now: Instant) -> bool {
+    /// How many of `wanted` events the bucket admits now (all of them, or the first few: within
+    /// one read the clock does not move, so once one event is refused the rest are too).
+    fn admit(bucket: &mut Bucket, per_sec: f64, burst: f64, now: Instant, wanted: usize) -> usize {
         let elapsed = now.duration_since(bucket.refilled_at).as_secs_f64();
         bucket.tokens = (bucket.tokens + elapsed * per_sec).min(burst);
         bucket.refilled_at = now;
-        if bucket.tokens >= 1.0 {
-            bucket.tokens -= 1.0;
-            true
-        } else {
-            false
-        }
+        let admitted = (bucket.tokens.max(0.0) as usize).min(wanted);
+        bucket.tokens -= admitted as f64;
+        admitted
     }
 
     fn extend_gap(&mut self, node_id: &str, session_id: i64, event: &IngestEvent, now: Instant) {
@@ -110,32 +109,33 @@ impl RateLimiter {
         open.gap.event_count += 1;
     }
 
+    /// Decides a whole read at once: one bucket lookup per batch, and the admitted events stay
+    /// where they are (an event is a few hundred bytes to move).
     fn limit(&mut self, batch: &mut EventBatch) {
         let now = Instant::now();
         let (per_sec, burst) = (self.per_sec, self.burst);
-        let events = std::mem::take(&mut batch.events);
-        let mut admitted = Vec::with_capacity(events.len());
-        for event in events {
-            let bucket = self.buckets.entry(batch.node_id.clone()).or_insert(Bucket {
-                tokens: burst,
-                refilled_at: now,
-            });
-            if Self::admit(bucket, per_sec, burst, now) {
-                if let Some(open) = self.open_gaps.remove(&batch.session_id) {
-                    batch.gaps.push(open.gap);
-                }
-                admitted.push(event);
-            } else {
-                self.extend_gap(&batch.node_id, batch.session_id, &event, now);
-                batch.counts.rate_limited += 1;
+        let bucket = self.buckets.entry(batch.node_id.clone()).or_insert(Bucket {
+            tokens: burst,
+            refilled_at: now,
+        });
+        let admitted = Self::admit(bucket, per_sec, burst, now, batch.events.len());
+        if admitted > 0 {
+            if let Some(open) = self.open_gaps.remove(&batch.session_id) {
+                batch.gaps.push(open.gap);
             }
         }
-        batch.events = admitted;
-        let limited = batch.counts.rate_limited as usize;
-        if limited > 0 {
-            self.metrics.events_rate_limited.inc_by(limited as u64);
-            self.budget.release(limited);
+        if admitted == batch.events.len() {
+            return;
         }
+        let refused = batch.events.split_off(admitted);
+        for event in &refused {
+            self.extend_gap(&batch.node_id, batch.session_id, event, now);
+        }
+        batch.counts.rate_limited += refused.len() as i64;
+        self.metrics
+            .events_rate_limited
+            .inc_by(refused.len() as u64);
+        self.budget.release(refused.len());
     }
 
     /// Hands the pending batches on. Policy: the writer is never behind by more than the queue
@@ -227,5 +227,31 @@ impl Handler<SessionEnded> for RateLimiter {
         // After the session's last batches: the writer records the end in order.
         self.flush();
         self.db_writer.do_send(ended);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_read_is_admitted_up_to_the_whole_tokens_in_the_bucket() {
+        let start = Instant::now();
+        let mut bucket = Bucket {
+            tokens: 2.7,
+            refilled_at: start,
+        };
+        assert_eq!(RateLimiter::admit(&mut bucket, 10.0, 50.0, start, 5), 2);
+        assert!((bucket.tokens - 0.7).abs() < 1e-9);
+        assert_eq!(RateLimiter::admit(&mut bucket, 10.0, 50.0, start, 5), 0);
+        // 0.35 s at 10/s refills 3.5 tokens: 4.2 in all, so 4 of 5 pass.
+        let later = start + Duration::from_millis(350);
+        assert_eq!(RateLimiter::admit(&mut bucket, 10.0, 50.0, later, 5), 4);
+        // The bucket never holds more than its burst.
+        let much_later = later + Duration::from_secs(60);
+        assert_eq!(
+            RateLimiter::admit(&mut bucket, 10.0, 50.0, much_later, 80),
+            50
+        );
     }
 }
