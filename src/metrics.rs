@@ -22,6 +22,7 @@ pub struct Metrics {
     pub batch_write_failures: IntCounter,
     pub circuit_open: IntGauge,
     pub ingest_latency: Histogram,
+    pub writer_queue_wait: Histogram,
     pub database_pool_connections: IntGauge,
     pub broadcaster_subscribers: IntGauge,
     pub broadcaster_total_broadcast: IntCounter,
@@ -115,6 +116,11 @@ impl Metrics {
             ingest_latency: histogram(
                 "telemetry_ingest_latency_seconds",
                 "Seconds from a frame read to its event handed to the DB writer",
+                latency_buckets.clone(),
+            ),
+            writer_queue_wait: histogram(
+                "telemetry_writer_queue_wait_seconds",
+                "Seconds a hand-off of events waits before the DB writer takes it",
                 latency_buckets.clone(),
             ),
             broadcast_latency: histogram(

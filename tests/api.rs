@@ -378,6 +378,7 @@ async fn metrics_parse_as_prometheus_text_and_move_with_the_traffic() {
         "telemetry_broadcaster_total_broadcast",
         "telemetry_database_pool_connections",
         "telemetry_ingest_latency_seconds_count",
+        "telemetry_writer_queue_wait_seconds_count",
         "telemetry_broadcast_latency_seconds_count",
         "telemetry_decode_failures",
         "telemetry_ws_slow_clients_disconnected",
@@ -415,6 +416,7 @@ async fn metrics_parse_as_prometheus_text_and_move_with_the_traffic() {
         20.0
     );
     assert!(sample(&after, "telemetry_ingest_latency_seconds_count") >= 1.0);
+    assert!(sample(&after, "telemetry_writer_queue_wait_seconds_count") >= 1.0);
     assert!(sample(&after, "telemetry_batch_write_duration_count") >= 1.0);
 }
 

@@ -584,11 +584,6 @@ impl Actor for DbWriter {
 impl DbWriter {
     /// Queues a batch for writing and notes what the rollup needs from it.
     fn accept(&mut self, batch: EventBatch) {
-        if !batch.events.is_empty() {
-            self.metrics
-                .ingest_latency
-                .observe(batch.read_at.elapsed().as_secs_f64());
-        }
         let last = batch.events.iter().map(|e| e.received_at).max();
         self.rollup
             .session_seen(batch.session_id, &batch.node_id, last);
@@ -633,13 +628,20 @@ impl Handler<EventBatch> for DbWriter {
 /// The batches the rate limiter admitted in one burst, in order.
 #[derive(Message)]
 #[rtype(result = "()")]
-pub struct EventBatches(pub Vec<EventBatch>);
+pub struct EventBatches {
+    pub batches: Vec<EventBatch>,
+    /// When the rate limiter sent them: the writer's queue wait starts here.
+    pub handed_at: Instant,
+}
 
 impl Handler<EventBatches> for DbWriter {
     type Result = ();
 
-    fn handle(&mut self, EventBatches(batches): EventBatches, ctx: &mut Context<Self>) {
-        for batch in batches {
+    fn handle(&mut self, handed: EventBatches, ctx: &mut Context<Self>) {
+        self.metrics
+            .writer_queue_wait
+            .observe(handed.handed_at.elapsed().as_secs_f64());
+        for batch in handed.batches {
             self.accept(batch);
         }
         self.pump_if_full(ctx);

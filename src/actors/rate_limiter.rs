@@ -143,10 +143,19 @@ impl RateLimiter {
     /// grow without limit.
     fn flush(&mut self) {
         self.live.flush();
-        if !self.pending.is_empty() {
-            self.db_writer
-                .do_send(EventBatches(std::mem::take(&mut self.pending)));
+        if self.pending.is_empty() {
+            return;
         }
+        let handed_at = Instant::now();
+        for batch in self.pending.iter().filter(|b| !b.events.is_empty()) {
+            self.metrics
+                .ingest_latency
+                .observe(handed_at.duration_since(batch.read_at).as_secs_f64());
+        }
+        self.db_writer.do_send(EventBatches {
+            batches: std::mem::take(&mut self.pending),
+            handed_at,
+        });
     }
 
     /// Hands a gap record to the writer on its own, after what is pending (writes stay in order).

@@ -378,6 +378,7 @@ async fn main() {
         "steps": steps,
         "max_stored_per_sec": best.round(),
         "ingest_latency": server_histogram("telemetry_ingest_latency_seconds"),
+        "writer_queue_wait": server_histogram("telemetry_writer_queue_wait_seconds"),
         "db_batch_write": server_histogram("telemetry_batch_write_duration"),
         "broadcast_latency_server": server_histogram("telemetry_broadcast_latency_seconds"),
         "websocket": websocket,
