@@ -52,6 +52,9 @@ struct Chain {
     optional: bool,
     /// Tie-break for chains due at the same time: the one planned first goes first.
     seq: u64,
+    /// When the next step is due, kept here for the queue's comparisons: reading it from `steps`
+    /// (each step holds a whole event) made the queue the simulator's costliest part.
+    due: Micros,
 }
 
 impl Chain {
@@ -62,6 +65,7 @@ impl Chain {
             ids: Vec::new(),
             optional: false,
             seq: 0,
+            due: Micros::MAX,
         }
     }
 
@@ -101,8 +105,13 @@ impl Chain {
         self
     }
 
+    /// Call before the chain goes (back) into the queue.
+    fn refresh_due(&mut self) {
+        self.due = self.next_at().unwrap_or(Micros::MAX);
+    }
+
     fn key(&self) -> (Micros, u64) {
-        (self.next_at().unwrap_or(Micros::MAX), self.seq)
+        (self.due, self.seq)
     }
 }
 
@@ -230,11 +239,7 @@ impl Flow {
         if let Some(pacer) = &mut self.pacer {
             pacer.refill(now);
         }
-        while self
-            .queue
-            .peek()
-            .is_some_and(|c| c.next_at().is_some_and(|at| at <= now))
-        {
+        while self.queue.peek().is_some_and(|c| c.due <= now) {
             let mut chain = self.queue.pop().expect("peeked");
             let behind = self.pacer.as_ref().is_some_and(|p| p.credit < 0.0);
             if chain.ids.is_empty() && chain.optional && behind {
@@ -242,6 +247,7 @@ impl Flow {
             }
             self.send_step(&mut chain, out);
             if chain.next_at().is_some() {
+                chain.refresh_due();
                 self.queue.push(chain);
             }
         }
@@ -277,6 +283,7 @@ impl Flow {
         if chain.steps.first().is_some_and(|s| s.at >= self.not_before) {
             self.seq += 1;
             chain.seq = self.seq;
+            chain.refresh_due();
             self.queue.push(chain);
         }
     }
