@@ -16,7 +16,8 @@ COPY config/default.toml /etc/tart/default.toml
 USER tart
 # 9000: JIP-3 telemetry from nodes; 8080: REST API, WebSocket, /metrics.
 EXPOSE 9000 8080
-ENV TELEMETRY_BIND=0.0.0.0:9000 API_BIND=0.0.0.0:8080 RUST_LOG=info
+# MIMALLOC_ALLOW_THP=0: no transparent huge pages for the allocator, even where the host sets THP to "always".
+ENV TELEMETRY_BIND=0.0.0.0:9000 API_BIND=0.0.0.0:8080 RUST_LOG=info MIMALLOC_ALLOW_THP=0
 HEALTHCHECK --interval=15s --timeout=3s --start-period=20s --retries=3 \
   CMD ["tart-backend", "healthcheck", "--url", "http://127.0.0.1:8080/api/health"]
 ENTRYPOINT ["tart-backend"]

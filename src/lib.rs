@@ -15,10 +15,3 @@ pub mod metrics;
 pub mod server;
 pub mod sim;
 pub mod store;
-
-/// Events are many small allocations freed on other threads; with glibc's malloc that was ~15%
-/// of the server's CPU at the design load. mimalloc cut the server's CPU per event by ~10%. Built
-/// without transparent huge pages (`no_thp`): with them its fresh pages were zeroed 2 MiB at a
-/// time, ~4% of both cores at the design load.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;

@@ -2,6 +2,13 @@
 
 use std::process::ExitCode;
 
+/// Events are many small allocations freed on other threads: glibc's malloc and free were 15-19%
+/// of the server's CPU at the design load, and mimalloc does that work for less (BENCHMARKS.md).
+/// The `no_thp` build only stops mimalloc asking for transparent huge pages (zeroing them cost ~4%
+/// of both cores here); where THP is `always`, set MIMALLOC_ALLOW_THP=0 as the Dockerfile does.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::net::{Ipv4Addr, SocketAddr};
 
 use clap::{Parser, Subcommand};

@@ -112,6 +112,9 @@ impl RateLimiter {
     /// Decides a whole read at once: one bucket lookup per batch, and the admitted events stay
     /// where they are (an event is a few hundred bytes to move).
     fn limit(&mut self, batch: &mut EventBatch) {
+        if batch.events.is_empty() {
+            return;
+        }
         let now = Instant::now();
         let (per_sec, burst) = (self.per_sec, self.burst);
         let bucket = self.buckets.entry(batch.node_id.clone()).or_insert(Bucket {

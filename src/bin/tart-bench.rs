@@ -20,6 +20,11 @@ use serde_json::json;
 use tart_backend::sim::{Params, SimConfig, Simulation};
 use tokio_util::sync::CancellationToken;
 
+/// As in the server (see `main.rs`): the load generator shares the cores with the server under
+/// test, so its own CPU counts.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser, Debug)]
 #[command(about = "Load benchmark for TART: simulated nodes in, a WebSocket subscriber out")]
 struct Args {

@@ -7,6 +7,10 @@ use clap::Parser;
 use tart_backend::sim::{Params, SimConfig, Simulation};
 use tokio_util::sync::CancellationToken;
 
+/// As in the server (see `main.rs`): the simulator allocates an event at a time, too.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// How often progress is logged.
 const PROGRESS_EVERY: Duration = Duration::from_secs(10);
 
