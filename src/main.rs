@@ -2,13 +2,6 @@
 
 use std::process::ExitCode;
 
-/// Events are many small allocations freed on other threads: glibc's malloc and free were 15-19%
-/// of the server's CPU at the design load, and mimalloc does that work for less (BENCHMARKS.md).
-/// The `no_thp` build only stops mimalloc asking for transparent huge pages (zeroing them cost ~4%
-/// of both cores here); where THP is `always`, set MIMALLOC_ALLOW_THP=0 as the Dockerfile does.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 use std::net::{Ipv4Addr, SocketAddr};
 
 use clap::{Parser, Subcommand};
@@ -16,6 +9,13 @@ use tart_backend::config::Config;
 use tart_backend::server::Server;
 use tart_backend::sim::{Params, SimConfig};
 use tokio_util::sync::CancellationToken;
+
+/// Events are many small allocations freed on other threads: glibc's malloc and free were 15-19%
+/// of the server's CPU at the design load, and mimalloc does that work for less (BENCHMARKS.md).
+/// The `no_thp` build only stops mimalloc asking for transparent huge pages (zeroing them cost ~4%
+/// of both cores here); where THP is `always`, set MIMALLOC_ALLOW_THP=0 as the Dockerfile does.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[derive(Parser)]
 #[command(version, about = "TART: telemetry backend for JAM networks (JIP-3)")]
