@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use rand::Rng;
 use tart_backend::jip3::generate::Generator;
-use tart_backend::jip3::{Event, TimedEvent};
+use tart_backend::jip3::{Dialect, Event, TimedEvent};
 
 const CORES: u16 = 341;
 const SEED: u64 = 0x7a27_2025;
@@ -145,17 +145,17 @@ fn by_event(bodies: &[Vec<u8>]) {
 
 // The three measured operations; `buf` is a reused output buffer (only the last uses it).
 fn parse_only(body: &[u8], _buf: &mut Vec<u8>) {
-    black_box(TimedEvent::parse(body, CORES).expect("valid body"));
+    black_box(TimedEvent::parse(body, Dialect::v1(CORES)).expect("valid body"));
 }
 
 fn parse_json(body: &[u8], _buf: &mut Vec<u8>) {
-    let event = TimedEvent::parse(body, CORES).expect("valid body");
+    let event = TimedEvent::parse(body, Dialect::v1(CORES)).expect("valid body");
     black_box(serde_json::to_vec(&event.event).expect("serialisable"));
 }
 
 /// As a writer that batches rows would do it: one buffer, reused.
 fn parse_json_buf(body: &[u8], buf: &mut Vec<u8>) {
-    let event = TimedEvent::parse(body, CORES).expect("valid body");
+    let event = TimedEvent::parse(body, Dialect::v1(CORES)).expect("valid body");
     buf.clear();
     serde_json::to_writer(&mut *buf, &event.event).expect("serialisable");
     black_box(&buf);

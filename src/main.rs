@@ -7,7 +7,7 @@ use std::net::{Ipv4Addr, SocketAddr};
 use clap::{Parser, Subcommand};
 use tart_backend::config::Config;
 use tart_backend::server::Server;
-use tart_backend::sim::{Params, SimConfig};
+use tart_backend::sim::{Dialects, Params, SimConfig};
 use tokio_util::sync::CancellationToken;
 
 /// Events are many small allocations freed on other threads: glibc's malloc and free were 15-19%
@@ -143,11 +143,14 @@ fn start_demo(server: &Server, nodes: usize) -> CancellationToken {
     let sim = SimConfig {
         nodes,
         params: Params::Mixed,
+        dialects: Dialects::MIXED,
         ..SimConfig::new(telemetry)
     };
     actix::spawn(tart_backend::sim::run(sim, stop.clone()));
     say(&format!(
-        "\nTART is running with {nodes} simulated JAM nodes (half tiny, half full parameters).\n\
+        "\nTART is running with {nodes} simulated JAM nodes: half tiny, half full parameters; \
+         they take turns through protocol versions 0 and 1 and the GP 0.7 and 0.8 parameter \
+         layouts (every combination from 8 nodes on).\n\
          \x20 nodes:      http://{api}/api/nodes\n\
          \x20 events:     http://{api}/api/events?limit=10\n\
          \x20 live:       ws://{api}/api/ws\n\

@@ -15,7 +15,12 @@ pub struct Metrics {
     pub events_stored: IntCounter,
     pub events_dropped: IntCounter,
     pub events_rate_limited: IntCounter,
-    pub unknown_events: IntCounter,
+    pub unknown_events: IntCounterVec,
+    pub handshakes: IntCounterVec,
+    pub handshakes_refused: IntCounterVec,
+    pub handshakes_refused_unrecorded: IntCounter,
+    pub protocol_versions_refused: IntCounterVec,
+    pub unknown_params_layouts: IntCounter,
     pub decode_failures: IntCounter,
     pub buffer_pending: IntGauge,
     pub batch_write_duration: Histogram,
@@ -44,6 +49,12 @@ impl Metrics {
         let r = Registry::new();
         let counter = |name: &str, help: &str| register(&r, IntCounter::new(name, help).unwrap());
         let gauge = |name: &str, help: &str| register(&r, IntGauge::new(name, help).unwrap());
+        let counter_vec = |name: &str, help: &str, label: &str| {
+            register(
+                &r,
+                IntCounterVec::new(Opts::new(name, help), &[label]).unwrap(),
+            )
+        };
         let histogram = |name: &str, help: &str, buckets: Vec<f64>| {
             register(
                 &r,
@@ -88,9 +99,43 @@ impl Metrics {
                 "telemetry_events_rate_limited",
                 "Events not stored because their node exceeded its rate limit",
             ),
-            unknown_events: counter(
+            unknown_events: counter_vec(
                 "telemetry_unknown_events",
-                "Events with a discriminator this TART does not know (stored as Unknown)",
+                "Events with a discriminator JIP-3 does not define (stored as Unknown with their \
+                 raw bytes), by discriminator",
+                "discriminator",
+            ),
+            handshakes: register(
+                &r,
+                IntCounterVec::new(
+                    Opts::new(
+                        "telemetry_handshakes_total",
+                        "NodeInformation handshakes accepted, by protocol version and JAM \
+                         Parameters layout",
+                    ),
+                    &["protocol_version", "params_layout"],
+                )
+                .unwrap(),
+            ),
+            handshakes_refused: counter_vec(
+                "telemetry_handshakes_refused_total",
+                "Connections refused at the handshake, by reason (unsupported_version, \
+                 malformed, timeout)",
+                "reason",
+            ),
+            handshakes_refused_unrecorded: counter(
+                "telemetry_handshakes_refused_unrecorded_total",
+                "Refused handshakes past the 10 per second recorded as session rows (counted \
+                 above, logged at debug level only)",
+            ),
+            protocol_versions_refused: counter_vec(
+                "telemetry_protocol_versions_refused_total",
+                "Handshakes refused for a protocol version TART does not speak, by version",
+                "version",
+            ),
+            unknown_params_layouts: counter(
+                "telemetry_unknown_params_layouts_total",
+                "Nodes accepted whose JAM Parameters fit no known layout (kept as raw bytes)",
             ),
             decode_failures: counter(
                 "telemetry_decode_failures",

@@ -139,6 +139,7 @@ impl Server {
             budget: budget.clone(),
             rate_limiter,
             db_writer: db_writer.clone(),
+            refusal_records: Default::default(),
         });
         let listener = Listener::new(ingest, socket).start();
         log::info!("telemetry: listening for JAM nodes on {telemetry_addr}");

@@ -1,5 +1,6 @@
 //! Property tests of the JIP-3 codec: generated values of every event round-trip through bytes and
-//! JSON, no input makes the decoder panic, framing does not depend on how reads are split, and the
+//! JSON in both protocol versions, NodeInformation in both versions and both parameter layouts,
+//! no input makes the decoder panic, framing does not depend on how reads are split, and the
 //! event-ID rules hold around unknown, malformed and Dropped frames.
 
 mod common;
@@ -10,13 +11,21 @@ use proptest::prelude::*;
 use tart_backend::jip3::generate::{Generate, Generator};
 use tart_backend::jip3::types::HexBytes;
 use tart_backend::jip3::{
-    DecodeError, Event, EventFrame, EventStream, FrameCodec, NodeInformation, TimedEvent,
+    DecodeError, Dialect, Event, EventFrame, EventStream, FrameCodec, JamParameters, JamParams,
+    NodeInformation, ParamsLayout, ProtocolVersion, TimedEvent,
 };
 use tokio_util::codec::Decoder;
 
 /// The core counts to test: the smallest, the vectors' and tiny's, GP full (341) and a large one
 /// whose `⌈C/8⌉` bitfield is not a whole number of bytes.
 const CORE_COUNTS: [u16; 4] = [1, 2, 341, 1023];
+
+/// Every dialect the tests decode in: both versions at each core count.
+fn dialects() -> impl Iterator<Item = Dialect> {
+    ProtocolVersion::ALL
+        .into_iter()
+        .flat_map(|v| CORE_COUNTS.map(|c| Dialect::new(v, c)))
+}
 
 /// Small enough that the suite stays quick in debug builds; each case covers all 115 events.
 fn config() -> ProptestConfig {
@@ -35,9 +44,9 @@ fn assert_canonical(event: &TimedEvent, body: &[u8]) {
 }
 
 /// Generated events of a few discriminators (deterministic in the seed), for the slower tests.
-fn sample_events(seed: u64, cores: u16, count: usize) -> Vec<TimedEvent> {
+fn sample_events(seed: u64, cores: u16, version: ProtocolVersion, count: usize) -> Vec<TimedEvent> {
     use rand::Rng;
-    let mut g = Generator::new(seed, cores);
+    let mut g = Generator::new(seed, cores).with_version(version);
     (0..count)
         .map(|_| {
             let d = Event::DISCRIMINATORS[g.rng.random_range(0..Event::DISCRIMINATORS.len())];
@@ -76,15 +85,16 @@ proptest! {
     #![proptest_config(config())]
 
     #[test]
-    fn every_event_round_trips(seed in any::<u64>()) {
-        for cores in CORE_COUNTS {
-            let mut g = Generator::new(seed, cores);
+    fn every_event_round_trips_in_both_versions(seed in any::<u64>()) {
+        for dialect in dialects() {
+            let cores = dialect.core_count.unwrap();
+            let mut g = Generator::new(seed, cores).with_version(dialect.version);
             for &d in Event::DISCRIMINATORS {
                 let event = generated_event(d, &mut g);
                 prop_assert_eq!(event.event.discriminator(), d);
                 let bytes = event.to_bytes();
-                let decoded = TimedEvent::parse(&bytes, cores);
-                prop_assert_eq!(decoded.as_ref(), Ok(&event), "discriminator {} C={}", d, cores);
+                let decoded = TimedEvent::parse(&bytes, dialect);
+                prop_assert_eq!(decoded.as_ref(), Ok(&event), "discriminator {} {:?}", d, dialect);
                 prop_assert_eq!(decoded.unwrap().to_bytes(), bytes);
 
                 let json = serde_json::to_string(&event.event).unwrap();
@@ -94,26 +104,60 @@ proptest! {
         }
     }
 
+    /// With parameters of an unknown layout, C is not trusted: every event still decodes to
+    /// the same value, the two per-core fields sized by their frame.
     #[test]
-    fn node_information_round_trips(seed in any::<u64>()) {
-        for cores in CORE_COUNTS {
-            let info = NodeInformation::generate(&mut Generator::new(seed, cores));
-            let bytes = info.to_bytes();
-            let decoded = NodeInformation::parse(&bytes).unwrap();
-            prop_assert_eq!(&decoded, &info);
-            prop_assert_eq!(decoded.core_count(), cores);
-            prop_assert_eq!(decoded.to_bytes(), bytes);
+    fn every_event_decodes_without_a_core_count(seed in any::<u64>()) {
+        for dialect in dialects() {
+            let cores = dialect.core_count.unwrap();
+            let mut g = Generator::new(seed, cores).with_version(dialect.version);
+            let unknown_cores = Dialect { core_count: None, ..dialect };
+            for &d in Event::DISCRIMINATORS {
+                let event = generated_event(d, &mut g);
+                let decoded = TimedEvent::parse(&event.to_bytes(), unknown_cores);
+                prop_assert_eq!(decoded.as_ref(), Ok(&event), "discriminator {} {:?}", d, dialect);
+            }
+        }
+    }
 
-            let json = serde_json::to_string(&info).unwrap();
-            let back: NodeInformation = serde_json::from_str(&json).unwrap();
-            prop_assert_eq!(back, info);
+    #[test]
+    fn node_information_round_trips_in_both_versions_and_layouts(seed in any::<u64>()) {
+        for dialect in dialects() {
+            let cores = dialect.core_count.unwrap();
+            let mut g = Generator::new(seed, cores).with_version(dialect.version);
+            let generated = NodeInformation::generate(&mut g);
+            let constants = generated.params.constants().unwrap().clone();
+            let constants = JamParameters {
+                ticket_entries: Some(2),
+                validator_count: Some(1023),
+                ec_piece_size: Some(684),
+                segment_ec_pieces: Some(6),
+                ..constants
+            };
+            for layout in ParamsLayout::KNOWN {
+                let info = NodeInformation {
+                    params: JamParams::Known(constants.clone().in_layout(layout)),
+                    ..generated.clone()
+                };
+                let bytes = info.to_bytes();
+                let decoded = NodeInformation::parse(&bytes).unwrap();
+                prop_assert_eq!(&decoded, &info);
+                prop_assert_eq!(decoded.dialect(), dialect);
+                prop_assert_eq!(decoded.to_bytes(), bytes);
+                prop_assert_eq!(decoded.params.layout(), layout);
+                let json = serde_json::to_value(&info).unwrap();
+                prop_assert_eq!(&json["params_layout"], layout.name());
+                prop_assert_eq!(&json["protocol_version"], dialect.version.as_u8());
+                let v_absent = json["params"]["validator_count"].is_null();
+                prop_assert_eq!(v_absent, layout == ParamsLayout::Gp08);
+            }
         }
     }
 
     #[test]
     fn random_bytes_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..600)) {
-        for cores in CORE_COUNTS {
-            if let Ok(event) = TimedEvent::parse(&bytes, cores) {
+        for dialect in dialects() {
+            if let Ok(event) = TimedEvent::parse(&bytes, dialect) {
                 assert_canonical(&event, &bytes);
             }
         }
@@ -146,8 +190,8 @@ proptest! {
         let mut body = 27_900_000_123_456u64.to_le_bytes().to_vec();
         body.push(d);
         body.extend_from_slice(&fields);
-        for cores in CORE_COUNTS {
-            if let Ok(event) = TimedEvent::parse(&body, cores) {
+        for dialect in dialects() {
+            if let Ok(event) = TimedEvent::parse(&body, dialect) {
                 prop_assert_eq!(event.event.discriminator(), d);
                 assert_canonical(&event, &body);
             }
@@ -161,9 +205,10 @@ proptest! {
         chunk_sizes in prop::collection::vec(1usize..300, 1..20),
     ) {
         let cores = CORE_COUNTS[(seed % 4) as usize];
-        let info = NodeInformation::generate(&mut Generator::new(seed, cores));
+        let version = ProtocolVersion::ALL[(seed / 4 % 2) as usize];
+        let info = NodeInformation::generate(&mut Generator::new(seed, cores).with_version(version));
         let mut bodies = vec![info.to_bytes()];
-        bodies.extend(sample_events(seed, cores, 40).iter().map(TimedEvent::to_bytes));
+        bodies.extend(sample_events(seed, cores, version, 40).iter().map(TimedEvent::to_bytes));
         let bytes = capture(&bodies);
 
         let whole = split_frames(&bytes);
@@ -194,20 +239,28 @@ proptest! {
     #[test]
     fn cut_events_are_errors(seed in any::<u64>()) {
         let cores = CORE_COUNTS[(seed % 4) as usize];
-        let mut g = Generator::new(seed, cores);
+        let version = ProtocolVersion::ALL[(seed / 4 % 2) as usize];
+        let mut g = Generator::new(seed, cores).with_version(version);
         for &d in Event::DISCRIMINATORS {
             let body = generated_event(d, &mut g).to_bytes();
             let step = body.len().div_ceil(512);
             for cut in (0..body.len()).step_by(step).chain([body.len() - 1]) {
                 prop_assert!(
-                    TimedEvent::parse(&body[..cut], cores).is_err(),
+                    TimedEvent::parse(&body[..cut], g.dialect()).is_err(),
                     "discriminator {} cut at {} of {}", d, cut, body.len()
                 );
             }
         }
-        let info = NodeInformation::generate(&mut g).to_bytes();
-        for cut in 0..info.len() {
-            prop_assert!(NodeInformation::parse(&info[..cut]).is_err(), "cut at {}", cut);
+        // A cut NodeInformation may still parse with another blob length (the layout is what
+        // parses to the end, and an unknown one is kept), never in the whole message's layout,
+        // and always byte for byte what it read.
+        let info = NodeInformation::generate(&mut g);
+        let (whole, bytes) = (info.params.layout(), info.to_bytes());
+        for cut in 0..bytes.len() {
+            if let Ok(read) = NodeInformation::parse(&bytes[..cut]) {
+                prop_assert_ne!(read.params.layout(), whole, "cut at {}", cut);
+                prop_assert_eq!(read.to_bytes(), &bytes[..cut]);
+            }
         }
     }
 }

@@ -1,23 +1,33 @@
-//! The shared JIP-3 test vectors (`shared/jip3/vectors`, see FACTS.md §14): each body decodes to
-//! the values in its JSON and encodes back to the same bytes. The vectors were made independently
-//! of this codec, so they catch a misread spec that round-trip tests cannot.
+//! The JIP-3 test vectors (`tests/vectors/`, docs/PROTOCOL.md): each body decodes to the values in
+//! its JSON and encodes back to the same bytes, in the protocol version and parameter layout it
+//! was made for. The vectors were made independently of this codec, so they catch a misread spec
+//! that round-trip tests cannot.
 
 mod common;
 
 use common::*;
 use serde_json::Value;
 use tart_backend::jip3::natural::{decode_natural, encode_natural, natural_len};
-use tart_backend::jip3::{EventFrame, NodeInformation, Reader, TimedEvent};
+use tart_backend::jip3::types::ClosedStream;
+use tart_backend::jip3::{
+    Dialect, Event, EventFrame, NodeInformation, ParamsLayout, ProtocolVersion, Reader, TimedEvent,
+};
 
 /// Vector files that must be present, so a wrong directory cannot pass with nothing checked.
 const EXPECTED: &[&str] = &[
     "best_block_changed",
+    "block_announcement_stream_closed_v0",
+    "block_announcement_stream_closed_v1",
+    "block_announcement_stream_opened",
     "block_executed",
     "disconnected_none",
     "disconnected_reason128",
     "disconnected_some",
     "dropped",
     "node_information",
+    "node_information_v1_ambiguous",
+    "node_information_v1_gp07",
+    "node_information_v1_gp08",
     "status_c2",
     "work_package_received",
 ];
@@ -131,11 +141,12 @@ fn vectors_decode_to_their_fields_and_encode_back() {
         if vector.is_node_information() {
             let info = NodeInformation::parse(&vector.body)
                 .unwrap_or_else(|e| panic!("{name} does not decode: {e}"));
-            let ours = serde_json::to_value(&info).unwrap();
+            assert_eq!(info.protocol_version, vector.version(), "{name}: version");
+            let ours = node_information_fields(name, &info, &vector.json);
             assert_same_fields(name, &ours, &vector.json["fields"]);
             assert_eq!(info.to_bytes(), vector.body, "{name} re-encodes");
         } else {
-            let event = TimedEvent::parse(&vector.body, vector.core_count())
+            let event = TimedEvent::parse(&vector.body, vector.dialect())
                 .unwrap_or_else(|e| panic!("{name} does not decode: {e}"));
             assert_eq!(
                 Some(u64::from(event.event.discriminator())),
@@ -154,12 +165,62 @@ fn vectors_decode_to_their_fields_and_encode_back() {
     }
 }
 
+/// The four constants GP 0.8 dropped from the JAM Parameters.
+const GP07_ONLY: [&str; 4] = [
+    "ticket_entries",
+    "validator_count",
+    "ec_piece_size",
+    "segment_ec_pieces",
+];
+
+/// Our NodeInformation JSON in the vectors' form, after checking what the vectors do not list:
+/// the layout found (the vectors' `gp_layout`, "0.7" unless stated) and the constants the layout
+/// lacks, which must be null, never a made-up value.
+fn node_information_fields(name: &str, info: &NodeInformation, vector: &Value) -> Value {
+    let layout = vector["gp_layout"].as_str().unwrap_or("0.7");
+    let mut ours = serde_json::to_value(info).unwrap();
+    let fields = ours.as_object_mut().unwrap();
+    // The JSON form turns NUL into U+FFFD for PostgreSQL; the vectors list the decoded text.
+    for (key, text) in [
+        ("implementation_name", &info.implementation_name.0),
+        ("implementation_version", &info.implementation_version.0),
+        ("gp_version", &info.gp_version.0),
+        ("note", &info.note.0),
+    ] {
+        fields.insert(key.into(), text.clone().into());
+    }
+    assert_eq!(
+        fields.remove("params_layout").unwrap(),
+        format!("gp-{layout}"),
+        "{name}: layout"
+    );
+    let params = fields["params"].as_object_mut().unwrap();
+    let mut absent: Vec<&str> = params
+        .iter()
+        .filter(|(_, v)| v.is_null())
+        .map(|(k, _)| k.as_str())
+        .collect();
+    absent.sort();
+    let mut expected_absent: Vec<&str> = if layout == "0.8" {
+        GP07_ONLY.to_vec()
+    } else {
+        vec![]
+    };
+    expected_absent.sort();
+    assert_eq!(
+        absent, expected_absent,
+        "{name}: constants the layout lacks"
+    );
+    params.retain(|_, v| !v.is_null());
+    ours
+}
+
 /// The case LEB128 decoders get wrong: a 128-byte Reason has the two-byte prefix `80 80`.
 #[test]
 fn reason_of_128_bytes_decodes() {
     let vector = load_vector("disconnected_reason128");
     assert_eq!(&vector.body[43..45], [0x80, 0x80]);
-    let event = TimedEvent::parse(&vector.body, vector.core_count()).unwrap();
+    let event = TimedEvent::parse(&vector.body, vector.dialect()).unwrap();
     let (_, fields) = flatten_event(&event);
     let reason = fields["reason"].as_str().unwrap();
     assert_eq!(reason.len(), 128);
@@ -228,24 +289,163 @@ fn naturals_round_trip() {
         assert_eq!(encoded, bytes, "encoding {value}");
         assert_eq!(natural_len(value), bytes.len(), "length of {value}");
 
-        let mut reader = Reader::new(&bytes, 0);
+        let mut reader = Reader::new(&bytes, Dialect::v1(0));
         assert_eq!(decode_natural(&mut reader), Ok(value), "decoding {value}");
         assert_eq!(reader.remaining(), 0, "{value} leaves bytes");
     }
 }
 
-/// Every strict prefix of a vector is an error (truncation), never a panic or a shorter value.
+/// Every strict prefix of an event vector is an error (truncation), never a panic or a shorter
+/// value. A cut NodeInformation can still parse, with another blob length: the layout is found by
+/// what parses to the end, so a cut message may fit another layout (or be kept as an unknown
+/// one); never the layout of the whole message, and always byte for byte what it read.
 #[test]
 fn cut_vectors_are_errors() {
     for vector in message_vectors() {
         for cut in 0..vector.body.len() {
             let head = &vector.body[..cut];
             let result = if vector.is_node_information() {
-                NodeInformation::parse(head).map(|_| ())
+                let whole = NodeInformation::parse(&vector.body)
+                    .unwrap()
+                    .params
+                    .layout();
+                match NodeInformation::parse(head) {
+                    Ok(read) => {
+                        assert_ne!(read.params.layout(), whole, "{} cut at {cut}", vector.name);
+                        assert_eq!(read.to_bytes(), head, "{} cut at {cut}", vector.name);
+                        continue;
+                    }
+                    Err(e) => Err(e),
+                }
             } else {
-                TimedEvent::parse(head, vector.core_count()).map(|_| ())
+                TimedEvent::parse(head, vector.dialect()).map(|_| ())
             };
             assert!(result.is_err(), "{} cut at {cut} decoded", vector.name);
         }
+    }
+}
+
+/// stream_v1.hex: a version-1 connection with GP 0.8 parameters. Status takes C from the
+/// 122-byte blob, and event 61 names the ID of the connection's event 60.
+#[test]
+fn stream_v1_vector_reads_event_61_by_the_connection_version() {
+    let bytes = read_hex("stream_v1");
+    let json = read_json("stream_v1");
+    assert_eq!(json["total_length"].as_u64(), Some(bytes.len() as u64));
+    let bodies = split_frames(&bytes);
+    let (info, frames) = decode_connection(&bodies);
+    assert_eq!(info.protocol_version, ProtocolVersion::V1);
+    assert_eq!(info.params.layout(), ParamsLayout::Gp08);
+    assert_eq!(info.core_count(), Some(2));
+    let expected: Vec<u64> = json["messages"].as_array().unwrap()[1..]
+        .iter()
+        .map(|m| m["event_id"].as_u64().unwrap())
+        .collect();
+    let ids: Vec<u64> = frames.iter().map(EventFrame::event_id).collect();
+    assert_eq!(ids, expected);
+    let events: Vec<&TimedEvent> = frames
+        .iter()
+        .map(|f| match f {
+            EventFrame::Decoded { event, .. } => event,
+            failed => panic!("{failed:?}"),
+        })
+        .collect();
+    let opened = frames[events
+        .iter()
+        .position(|e| e.event.discriminator() == 60)
+        .expect("an event 60")]
+    .event_id();
+    match &events.last().unwrap().event {
+        Event::BlockAnnouncementStreamClosed { stream, .. } => {
+            assert_eq!(*stream, ClosedStream::OpenedEvent(opened))
+        }
+        other => panic!("last event is not 61: {other:?}"),
+    }
+    // The link is an Event ID reference like the others: to an event 60.
+    let mut closed = events.last().unwrap().event.clone();
+    let (target, allowed) = closed
+        .reference_mut()
+        .expect("v1 event 61 refers to an event");
+    assert_eq!((*target, allowed), (opened, &[60u8][..]));
+}
+
+/// Event 61 is read by the connection's version, never guessed from its length: each form fails
+/// under the other version, and only the version-1 form refers to an event.
+#[test]
+fn event_61_fails_under_the_other_version() {
+    for (name, version) in [
+        ("block_announcement_stream_closed_v0", ProtocolVersion::V0),
+        ("block_announcement_stream_closed_v1", ProtocolVersion::V1),
+    ] {
+        let vector = load_vector(name);
+        let other = ProtocolVersion::ALL
+            .into_iter()
+            .find(|&v| v != version)
+            .unwrap();
+        assert!(
+            TimedEvent::parse(&vector.body, Dialect::new(other, 2)).is_err(),
+            "{name} decoded as version {other:?}"
+        );
+        let mut event = TimedEvent::parse(&vector.body, Dialect::new(version, 2))
+            .unwrap()
+            .event;
+        assert_eq!(
+            event.reference_mut().is_some(),
+            version == ProtocolVersion::V1,
+            "{name}"
+        );
+    }
+}
+
+/// Both the 122- and the 134-byte readings parse to the end; the GP version chooses 0.8, and
+/// the other reading is what the vector says it would have been.
+#[test]
+fn an_ambiguous_node_information_is_decided_by_its_gp_version() {
+    let vector = load_vector("node_information_v1_ambiguous");
+    let info = NodeInformation::parse(&vector.body).unwrap();
+    assert_eq!(info.params.layout(), ParamsLayout::Gp08);
+    assert_eq!(info.gp_version.as_str(), "0.8.0");
+    let other = &vector.json["also_parses_as"];
+    assert_eq!(other["params_len"], 134);
+    assert_ne!(
+        info.implementation_name.as_str(),
+        other["tail"]["implementation_name"].as_str().unwrap()
+    );
+}
+
+/// The vectors kept in this repository are the project's shared ones, byte for byte, wherever
+/// those are beside the checkout (as in CI); a clone without them uses its own copy.
+#[test]
+fn the_vector_copy_equals_the_shared_vectors_when_they_are_present() {
+    let shared = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/jip3/vectors");
+    if !shared.is_dir() {
+        // CI always has them beside its clone: there, their absence is a failure.
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "no shared vectors at {}",
+            shared.display()
+        );
+        eprintln!(
+            "no shared vectors at {}: nothing to compare",
+            shared.display()
+        );
+        return;
+    }
+    let names = |dir: &std::path::Path| -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    };
+    let ours = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/vectors");
+    assert_eq!(names(&ours), names(&shared), "the same files");
+    for name in names(&shared) {
+        assert_eq!(
+            std::fs::read(ours.join(&name)).unwrap(),
+            std::fs::read(shared.join(&name)).unwrap(),
+            "{name} differs from the shared copy"
+        );
     }
 }

@@ -215,7 +215,7 @@ async fn shows_the_nodes_marks_the_disconnected_one_and_details_a_node() {
         .await;
     let software = line_of(&screen, "Software");
     assert!(
-        software.contains("alpha 0.1.0   GP 0.7.2   flags"),
+        software.contains("alpha 0.1.0   GP 0.7.2   protocol 1, params gp-0.7   flags"),
         "{software}"
     );
     assert!(line_of(&screen, "Node ID").contains(&alpha.node_id()));

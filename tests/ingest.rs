@@ -138,7 +138,7 @@ async fn hourly_stats_add_up_between_writes_and_are_written_at_shutdown() {
     let server = TestServer::start(config).await;
     let mut node = FakeNode::connect(server.telemetry_addr, node_info(4, 2)).await;
     node.send_events(&every_event_type(4, 2)).await;
-    let stored = "SELECT event_count AS n FROM nodes WHERE node_id = $1";
+    let stored = "SELECT coalesce(sum(event_count), 0)::int8 AS n FROM nodes WHERE node_id = $1";
     assert!(eventually_count(&db, WAIT, stored, &node.node_id(), 115).await);
     let hourly = "SELECT coalesce(sum(event_count), 0)::int8 AS n FROM event_stats_hourly \
                   WHERE node_id = $1";
@@ -215,7 +215,7 @@ async fn reconnecting_node_keeps_its_row_and_gets_a_new_session() {
         eventually_count(
             &db,
             WAIT,
-            "SELECT event_count AS n FROM nodes WHERE node_id = $1 AND is_connected",
+            "SELECT coalesce(sum(event_count), 0)::int8 AS n FROM nodes WHERE node_id = $1 AND is_connected",
             &id,
             20
         )
@@ -328,9 +328,16 @@ async fn a_node_that_sends_no_node_information_is_closed_after_the_timeout() {
 async fn another_protocol_version_is_refused() {
     let db = TestDb::new();
     let server = TestServer::start(test_config(&db)).await;
-    let mut info = node_info(13, 2);
-    info.protocol_version = 1;
-    let mut node = FakeNode::connect(server.telemetry_addr, info).await;
+    let info = node_info(13, 2);
+    let mut body = info.to_bytes();
+    body[0] = 2;
+    let mut node = FakeNode {
+        socket: tokio::net::TcpStream::connect(server.telemetry_addr)
+            .await
+            .unwrap(),
+        info,
+    };
+    node.send_body(&body).await;
     assert!(node.closed_by_server(WAIT).await);
     assert_eq!(
         server.metric("telemetry_connections_closed{reason=\"bad_handshake\"}"),
@@ -418,7 +425,7 @@ async fn malformed_and_unknown_events_are_kept_and_still_take_an_event_id() {
             &db,
             WAIT,
             "SELECT count(*) AS n FROM decode_failures WHERE node_id = $1 AND event_id = 1 \
-                 AND error LIKE 'invalid bool%' AND length(raw) = 10",
+                 AND error LIKE 'SyncStatusChanged (13): invalid bool%' AND length(raw) = 10",
             &id,
             1
         )

@@ -335,6 +335,7 @@ async fn a_row_the_database_refuses_is_isolated_and_kept_as_a_failure() {
                 read_at: std::time::Instant::now(),
                 events: batch_events,
                 counts: Default::default(),
+                undefined: Vec::new(),
                 gaps: Vec::new(),
             });
             writer.send(Drain).await.unwrap();

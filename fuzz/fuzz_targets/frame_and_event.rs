@@ -9,17 +9,24 @@
 
 use bytes::BytesMut;
 use libfuzzer_sys::fuzz_target;
-use tart_backend::jip3::{EventFrame, EventStream, FrameCodec, NodeInformation, TimedEvent};
+use tart_backend::jip3::{
+    Dialect, EventFrame, EventStream, FrameCodec, NodeInformation, ProtocolVersion, TimedEvent,
+};
 use tokio_util::codec::Decoder;
 
 /// Small enough that the fuzzer also meets oversized prefixes.
 const MAX_FRAME: usize = 4096;
 
-/// Core counts for bodies decoded without a NodeInformation: none, tiny, GP full.
-const CORE_COUNTS: [u16; 3] = [0, 2, 341];
+/// Core counts for bodies decoded without a NodeInformation: unknown (sized by the frame), none,
+/// tiny, GP full.
+const CORE_COUNTS: [Option<u16>; 4] = [None, Some(0), Some(2), Some(341)];
 
-fn check_event(body: &[u8], cores: u16) {
-    if let Ok(event) = TimedEvent::parse(body, cores) {
+fn check_event(body: &[u8], version: ProtocolVersion, core_count: Option<u16>) {
+    let dialect = Dialect {
+        version,
+        core_count,
+    };
+    if let Ok(event) = TimedEvent::parse(body, dialect) {
         assert_eq!(event.to_bytes(), body, "{event:?} does not re-encode");
     }
 }
@@ -29,8 +36,10 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(info) = NodeInformation::parse(data) {
         assert_eq!(info.to_bytes(), data, "NodeInformation does not re-encode");
     }
-    for cores in CORE_COUNTS {
-        check_event(data, cores);
+    for version in ProtocolVersion::ALL {
+        for cores in CORE_COUNTS {
+            check_event(data, version, cores);
+        }
     }
 
     // The input as a capture, handed to the codec in reads of a size taken from the first byte.

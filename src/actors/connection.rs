@@ -13,10 +13,13 @@ use futures_util::StreamExt;
 use tokio::net::TcpStream;
 use tokio_util::codec::FramedRead;
 
-use super::db_writer::NodeConnected;
+use super::db_writer::{HandshakeRefused, NodeConnected};
 use super::listener::{Listener, Register, Unregister};
 use super::{EventBatch, IngestContext, IngestEvent, Payload, SessionEnded};
-use crate::jip3::{Event, EventFrame, EventStream, FrameCodec, FrameError};
+use crate::jip3::stream::describe_failure;
+use crate::jip3::{
+    DecodeError, Event, EventFrame, EventStream, FrameCodec, FrameError, NodeInformation,
+};
 use crate::store::models::{NewSession, NodeConnection};
 use crate::store::write::SessionCounts;
 
@@ -68,6 +71,33 @@ impl fmt::Display for CloseReason {
     }
 }
 
+/// Refused handshakes recorded as session rows per second at most, so a client that connects
+/// and sends garbage in a loop cannot grow the table (or the writer's queue) without limit; the
+/// rest are counted and logged at debug level only.
+const REFUSAL_RECORDS_PER_SEC: u32 = 10;
+
+/// The budget of refusal rows for the current second, shared by all connections.
+#[derive(Debug, Default)]
+pub struct RefusalRecords(std::sync::Mutex<Option<(Instant, u32)>>);
+
+impl RefusalRecords {
+    /// True if one more refusal may be recorded now.
+    fn take(&self) -> bool {
+        let mut window = self.0.lock().expect("not poisoned");
+        let now = Instant::now();
+        match &mut *window {
+            Some((start, used)) if now.duration_since(*start) < Duration::from_secs(1) => {
+                *used += 1;
+                *used <= REFUSAL_RECORDS_PER_SEC
+            }
+            other => {
+                *other = Some((now, 1));
+                true
+            }
+        }
+    }
+}
+
 /// Asks a connection to close. Sent by the listener (duplicate node, shutdown).
 #[derive(Message)]
 #[rtype(result = "()")]
@@ -77,6 +107,19 @@ struct Session {
     stream: EventStream,
     node_id: Arc<str>,
     session_id: i64,
+    /// Undefined discriminators already logged on this session (one bit each): the first frame
+    /// of each is logged, the rest only counted.
+    undefined_logged: [u64; 4],
+}
+
+impl Session {
+    /// True the first time `discriminator` is seen on this session.
+    fn first_undefined(&mut self, discriminator: u8) -> bool {
+        let (word, bit) = (usize::from(discriminator / 64), discriminator % 64);
+        let first = self.undefined_logged[word] & (1 << bit) == 0;
+        self.undefined_logged[word] |= 1 << bit;
+        first
+    }
 }
 
 pub struct Connection {
@@ -119,31 +162,44 @@ impl Connection {
 
     /// Starts the session from the first message; on failure says why the node is refused.
     fn handshake(&mut self, body: &[u8]) -> Result<(), CloseReason> {
-        let (stream, info) =
-            EventStream::start(body).map_err(|e| CloseReason::BadHandshake(e.to_string()))?;
+        let (stream, info) = EventStream::start(body).map_err(|error| self.refuse(body, &error))?;
         let session_id = self.ingest.ids.reserve(1);
         let node_id: Arc<str> = info.node_id().into();
         let now = Utc::now();
         let remote = Some(self.peer.to_string());
+        let (version, layout) = (info.protocol_version.as_u8(), info.params.layout().name());
+        self.ingest
+            .metrics
+            .handshakes
+            .with_label_values(&[&version.to_string(), layout])
+            .inc();
         log::info!(
-            "node {}… ({} {}, GP {}, {} cores) connected from {}, session {session_id}",
+            "node {}… ({} {}, protocol {version}, GP {}, parameters {layout}, {} cores) connected \
+             from {}, session {session_id}",
             &node_id[..12],
             info.implementation_name.as_str(),
             info.implementation_version.as_str(),
             info.gp_version.as_str(),
-            info.core_count(),
+            info.core_count()
+                .map_or_else(|| "unknown".to_owned(), |c| c.to_string()),
             self.peer,
         );
+        if let Some(diagnosis) = info.params.diagnosis() {
+            self.ingest.metrics.unknown_params_layouts.inc();
+            log::warn!(
+                "node {}… ({} {}) from {}: {diagnosis}. Accepted: the parameters are kept as bytes \
+                 and per-core fields are sized by each frame's length",
+                &node_id[..12],
+                info.implementation_name.as_str(),
+                info.implementation_version.as_str(),
+                self.peer,
+            );
+        }
         // The writer records this before the session's first batch can reach it: that batch
         // travels through the rate limiter, after this message is already queued.
         self.ingest.db_writer.do_send(NodeConnected {
             node: NodeConnection::new(&info, session_id, remote.clone(), now),
-            session: NewSession {
-                session_id,
-                node_id: node_id.to_string(),
-                remote_address: remote,
-                connected_at: now,
-            },
+            session: NewSession::accepted(&info, session_id, remote, now),
         });
         self.listener.do_send(Register {
             connection_id: self.connection_id,
@@ -153,13 +209,71 @@ impl Connection {
             stream,
             node_id,
             session_id,
+            undefined_logged: [0; 4],
         });
         Ok(())
     }
 
+    /// Counts and records a refused handshake, and says why in the close reason. The session
+    /// row keeps what the node claimed to be when that can be read.
+    fn refuse(&self, body: &[u8], error: &DecodeError) -> CloseReason {
+        let metrics = &self.ingest.metrics;
+        let refusal = match error {
+            DecodeError::UnsupportedProtocolVersion(version) => {
+                metrics
+                    .protocol_versions_refused
+                    .with_label_values(&[&version.to_string()])
+                    .inc();
+                "unsupported_version"
+            }
+            _ => "malformed",
+        };
+        metrics
+            .handshakes_refused
+            .with_label_values(&[refusal])
+            .inc();
+        let reason = CloseReason::BadHandshake(error.to_string());
+        if !self.ingest.refusal_records.take() {
+            metrics.handshakes_refused_unrecorded.inc();
+            log::debug!("refusing node connection from {}: {reason}", self.peer);
+            return reason;
+        }
+        log::warn!("refusing node connection from {}: {reason}", self.peer);
+        // Only another version can be read as if it were version 1; a malformed message of
+        // version 0 or 1 already failed that parse.
+        let claimed = match error {
+            DecodeError::UnsupportedProtocolVersion(_) => NodeInformation::claimed_by(body),
+            _ => None,
+        };
+        let now = Utc::now();
+        self.ingest.db_writer.do_send(HandshakeRefused(NewSession {
+            session_id: self.ingest.ids.reserve(1),
+            node_id: None,
+            remote_address: Some(self.peer.to_string()),
+            connected_at: now,
+            protocol_version: body.first().map(|&v| i16::from(v)),
+            gp_version: claimed
+                .as_ref()
+                .map(|c| c.gp_version.storable().into_owned()),
+            params_layout: claimed.as_ref().map(|c| c.params.layout().name()),
+            refusal: Some(refusal),
+            disconnected_at: Some(now),
+            disconnect_reason: Some(reason.to_string()),
+            claimed_node_id: claimed.as_ref().map(NodeInformation::node_id),
+            claimed_implementation: claimed.as_ref().map(|c| {
+                format!(
+                    "{} {}",
+                    c.implementation_name.storable(),
+                    c.implementation_version.storable()
+                )
+            }),
+        }));
+        reason
+    }
+
     /// Turns one read's event frames into a batch, with row ids and counters.
     fn build_batch(&mut self, frames: Vec<EventFrame>, read_at: Instant) -> Option<EventBatch> {
-        let session = self.session.as_ref()?;
+        let session = self.session.as_mut()?;
         if frames.is_empty() {
             return None;
         }
@@ -170,6 +284,7 @@ impl Connection {
             received: frames.len() as i64,
             ..SessionCounts::default()
         };
+        let mut undefined: Vec<(u8, i64)> = Vec::new();
         let events = frames
             .into_iter()
             .zip(first_id..)
@@ -182,12 +297,23 @@ impl Connection {
                                 counts.dropped += *num_dropped as i64;
                                 metrics.events_dropped.inc_by(*num_dropped);
                             }
-                            Event::Unknown { discriminator, .. } => {
-                                metrics.unknown_events.inc();
-                                log::debug!(
-                                    "node {}: unknown event discriminator {discriminator}",
-                                    session.node_id
-                                );
+                            Event::Unknown { discriminator, raw } => {
+                                let d = *discriminator;
+                                match undefined.iter_mut().find(|(u, _)| *u == d) {
+                                    Some((_, n)) => *n += 1,
+                                    None => undefined.push((d, 1)),
+                                }
+                                if session.first_undefined(d) {
+                                    log::warn!(
+                                        "node {} session {}: event {event_id} has discriminator \
+                                         {d}, which JIP-3 does not define ({} bytes after it); \
+                                         stored as Unknown with its bytes, counted per \
+                                         discriminator, and not logged again on this session",
+                                        session.node_id,
+                                        session.session_id,
+                                        raw.0.len()
+                                    );
+                                }
                             }
                             _ => {}
                         }
@@ -203,16 +329,14 @@ impl Connection {
                     EventFrame::Failed { raw, error, .. } => {
                         counts.decode_failures += 1;
                         metrics.decode_failures.inc();
+                        let error = describe_failure(&raw, &error);
                         log::warn!(
                             "node {} session {}: event {event_id} failed to decode ({} bytes): {error}",
                             session.node_id,
                             session.session_id,
                             raw.len()
                         );
-                        Payload::Failed {
-                            raw,
-                            error: error.to_string(),
-                        }
+                        Payload::Failed { raw, error }
                     }
                 };
                 IngestEvent {
@@ -224,12 +348,19 @@ impl Connection {
             })
             .collect();
         metrics.events_received.inc_by(counts.received as u64);
+        for &(discriminator, n) in &undefined {
+            metrics
+                .unknown_events
+                .with_label_values(&[&discriminator.to_string()])
+                .inc_by(n as u64);
+        }
         Some(EventBatch {
             node_id: session.node_id.clone(),
             session_id: session.session_id,
             read_at,
             events,
             counts,
+            undefined,
             gaps: Vec::new(),
         })
     }
@@ -246,6 +377,11 @@ impl Actor for Connection {
         ctx.add_stream(FramedRead::new(socket, codec).ready_chunks(read_batch));
         ctx.run_later(self.ingest.config.handshake_timeout(), |act, ctx| {
             if act.session.is_none() {
+                act.ingest
+                    .metrics
+                    .handshakes_refused
+                    .with_label_values(&["timeout"])
+                    .inc();
                 log::warn!(
                     "closing connection from {}: no NodeInformation within {} ms",
                     act.peer,
@@ -296,7 +432,6 @@ impl StreamHandler<Vec<Result<Bytes, FrameError>>> for Connection {
                 (Ok(body), Some(session)) => decoded.push(session.stream.next(body)),
                 (Ok(body), None) => {
                     if let Err(reason) = self.handshake(&body) {
-                        log::warn!("refusing node connection from {}: {reason}", self.peer);
                         fatal = Some(reason);
                         break;
                     }
@@ -360,5 +495,22 @@ impl Handler<Close> for Connection {
                 ctx.stop();
             }
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refusal_records_are_capped_per_second() {
+        let records = RefusalRecords::default();
+        let taken = (0..3 * REFUSAL_RECORDS_PER_SEC)
+            .filter(|_| records.take())
+            .count();
+        assert_eq!(taken, REFUSAL_RECORDS_PER_SEC as usize);
+        // A new second gives a new budget.
+        *records.0.lock().unwrap() = Some((Instant::now() - Duration::from_secs(2), 99));
+        assert!(records.take());
     }
 }

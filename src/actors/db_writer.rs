@@ -33,6 +33,12 @@ pub struct NodeConnected {
     pub session: NewSession,
 }
 
+/// A node's handshake was refused: the session row records who tried and why. Sent by
+/// `Connection`; recorded in the serial lane.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct HandshakeRefused(pub NewSession);
+
 /// Write everything queued, then answer. Sent by the server on shutdown, after the connections
 /// have closed and the rate limiter has handed on what it held.
 #[derive(Message)]
@@ -42,6 +48,7 @@ pub struct Drain;
 /// Work of the serial lane.
 enum MetaOp {
     Connect(Box<NodeConnected>),
+    Refused(Box<NewSession>),
     Disconnect(SessionEnded),
     Rollup(Rollup),
 }
@@ -553,6 +560,7 @@ async fn run_meta(pool: &Pool, ops: &[MetaOp]) -> Result<(), StoreError> {
         for op in ops {
             match op {
                 MetaOp::Connect(c) => write::record_connect(conn, &c.node, &c.session).await?,
+                MetaOp::Refused(session) => write::record_refused(conn, session).await?,
                 MetaOp::Disconnect(e) => {
                     write::record_disconnect(conn, &e.node_id, e.session_id, e.at, &e.reason)
                         .await?
@@ -588,6 +596,10 @@ impl DbWriter {
         self.rollup
             .session_seen(batch.session_id, &batch.node_id, last);
         self.rollup.session(batch.session_id).add(&batch.counts);
+        for &(discriminator, n) in &batch.undefined {
+            self.rollup
+                .undefined(batch.session_id, &batch.node_id, discriminator, n);
+        }
         for event in &batch.events {
             if let Payload::Decoded {
                 event: Event::Status { .. },
@@ -653,6 +665,15 @@ impl Handler<NodeConnected> for DbWriter {
 
     fn handle(&mut self, msg: NodeConnected, ctx: &mut Context<Self>) {
         self.meta.push_back(MetaOp::Connect(Box::new(msg)));
+        self.pump_meta(ctx);
+    }
+}
+
+impl Handler<HandshakeRefused> for DbWriter {
+    type Result = ();
+
+    fn handle(&mut self, HandshakeRefused(session): HandshakeRefused, ctx: &mut Context<Self>) {
+        self.meta.push_back(MetaOp::Refused(Box::new(session)));
         self.pump_meta(ctx);
     }
 }

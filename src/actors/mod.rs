@@ -47,6 +47,8 @@ pub struct IngestContext {
     pub budget: Arc<budget::QueueBudget>,
     pub rate_limiter: actix::Addr<rate_limiter::RateLimiter>,
     pub db_writer: actix::Addr<db_writer::DbWriter>,
+    /// How many refused handshakes may still be recorded as session rows this second.
+    pub refusal_records: connection::RefusalRecords,
 }
 
 /// One event frame on its way from a connection to the database.
@@ -108,6 +110,9 @@ pub struct EventBatch {
     pub read_at: Instant,
     pub events: Vec<IngestEvent>,
     pub counts: SessionCounts,
+    /// Frames of discriminators JIP-3 does not define, per discriminator (empty, and so not
+    /// allocated, for nearly every batch).
+    pub undefined: Vec<(u8, i64)>,
     pub gaps: Vec<RateLimitGap>,
 }
 

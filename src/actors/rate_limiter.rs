@@ -170,6 +170,7 @@ impl RateLimiter {
             read_at: Instant::now(),
             events: Vec::new(),
             counts: SessionCounts::default(),
+            undefined: Vec::new(),
             gaps: vec![gap],
         });
     }

@@ -127,7 +127,8 @@ impl WsSession {
                     };
                     act.session = ack.session;
                     log::info!("WebSocket client {} connected", act.session);
-                    let total_nodes = snapshot.map(|s| s.connected_nodes.len()).ok();
+                    let nodes = snapshot.as_ref().map(|s| &s.connected_nodes).ok();
+                    let total_nodes = nodes.map(Vec::len);
                     act.send(
                         ctx,
                         "connected",
@@ -135,6 +136,8 @@ impl WsSession {
                             "message": "Connected to TART telemetry",
                             "recent_events": ack.stats.recent_events,
                             "total_nodes": total_nodes,
+                            // Per connected node: protocol version, GP version, layout.
+                            "nodes": nodes,
                             "broadcaster_stats": ack.stats,
                             "subscription": filter_json(&act.subscription),
                         }),
@@ -235,7 +238,10 @@ impl WsSession {
                     let (database, connections) = match snapshot {
                         Ok(s) => (
                             json!(s.blocks),
-                            json!({ "total": s.connected_nodes.len(), "nodes": s.connected_nodes }),
+                            json!({
+                                "total": s.connected_nodes.len(),
+                                "nodes": s.connected_nodes.iter().map(|n| &n.node_id).collect::<Vec<_>>(),
+                            }),
                         ),
                         Err(e) => (json!({ "error": e.to_string() }), serde_json::Value::Null),
                     };

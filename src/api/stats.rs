@@ -9,7 +9,7 @@ use actix_web::{web, HttpResponse};
 use tokio::sync::Mutex;
 
 use super::{read, ApiContext, ApiError, ApiPool};
-use crate::store::queries::{self, BlockStats};
+use crate::store::queries::{self, BlockStats, ConnectedNode};
 use crate::store::Pool;
 
 /// How long a snapshot is served before the next request refreshes it.
@@ -19,7 +19,7 @@ pub const TTL: Duration = Duration::from_secs(5);
 #[derive(Debug)]
 pub struct Snapshot {
     pub blocks: BlockStats,
-    pub connected_nodes: Vec<String>,
+    pub connected_nodes: Vec<ConnectedNode>,
 }
 
 /// The cached snapshot, shared by every worker thread.

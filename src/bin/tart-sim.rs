@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use clap::Parser;
-use tart_backend::sim::{Params, SimConfig, Simulation};
+use tart_backend::sim::{Dialects, Params, SimConfig, Simulation};
 use tokio_util::sync::CancellationToken;
 
 /// As in the server (see `main.rs`): the simulator allocates an event at a time, too.
@@ -30,6 +30,13 @@ struct Args {
     /// JAM parameters of the nodes: tiny (C=2, V=6), full (C=341, V=1023) or mixed.
     #[arg(long, default_value = "tiny")]
     params: Params,
+    /// Telemetry protocol version of the nodes: 0, 1 (what the reference node sends) or mixed.
+    #[arg(long, default_value = "1")]
+    protocol: String,
+    /// Layout of the JAM parameters they announce: 0.7 (134 bytes), 0.8 (122 bytes, no
+    /// validator count) or mixed.
+    #[arg(long, default_value = "0.7")]
+    gp: String,
     /// Every node sends every one of the 115 event types at least once.
     #[arg(long)]
     all_types: bool,
@@ -66,10 +73,15 @@ async fn main() {
             std::process::exit(2);
         }
     };
+    let dialects = Dialects::from_flags(&args.protocol, &args.gp).unwrap_or_else(|e| {
+        eprintln!("{e}");
+        std::process::exit(2);
+    });
     let config = SimConfig {
         nodes: args.nodes,
         rate: args.rate,
         params: args.params,
+        dialects,
         all_types: args.all_types,
         duration: args.duration.map(Duration::from_secs),
         seed: args.seed,
@@ -77,9 +89,11 @@ async fn main() {
         ..SimConfig::new(target)
     };
     log::info!(
-        "simulating {} nodes ({:?} parameters) against {target}",
+        "simulating {} nodes ({:?} parameters, protocol {}, GP {}) against {target}",
         config.nodes,
-        config.params
+        config.params,
+        args.protocol,
+        args.gp,
     );
 
     let stop = CancellationToken::new();

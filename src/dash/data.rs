@@ -22,6 +22,11 @@ pub struct Node {
     pub best_slot: Option<i64>,
     #[serde(default)]
     pub finalized_slot: Option<i64>,
+    /// What its latest handshake said; absent from TART servers that spoke version 0 only.
+    #[serde(default)]
+    pub protocol_version: Option<i64>,
+    #[serde(default)]
+    pub params_layout: Option<String>,
 }
 
 /// `GET /api/nodes/{node_id}`.
@@ -38,8 +43,12 @@ pub struct NodeDetail {
 /// The node's NodeInformation.
 #[derive(Debug, Clone, Deserialize)]
 pub struct NodeInfo {
-    /// The JAM parameters (`core_count`, `validator_count`, ...).
+    /// The JAM parameters (`core_count`, `validator_count`, ...): a constant the layout lacks
+    /// is null, and the whole is null for an unknown layout.
     pub params: Value,
+    /// For an unknown layout: what the server found wrong with the parameters.
+    #[serde(default)]
+    pub params_diagnosis: Option<String>,
     pub flags: i64,
     pub gp_version: String,
     pub note: String,

@@ -305,7 +305,16 @@ fn render_detail(app: &App, frame: &mut Frame, area: Rect) {
             let seen = n.last_seen_at.map_or("no event yet".into(), |t| {
                 format!("last event {} ago", ago(now - t))
             });
-            let param = |name: &str| i.params.get(name).map_or("?".into(), Value::to_string);
+            // Null: the node's parameter layout has no such constant (V in GP 0.8).
+            let param = |name: &str| match i.params.get(name) {
+                Some(Value::Null) => "n/a".into(),
+                Some(value) => value.to_string(),
+                None => "?".into(),
+            };
+            let protocol = match (n.protocol_version, n.params_layout.as_deref()) {
+                (Some(version), Some(layout)) => format!("protocol {version}, params {layout}"),
+                _ => "protocol ?".into(),
+            };
             let flags = if i.flags & 1 == 1 {
                 "PVM recompiler"
             } else {
@@ -315,13 +324,13 @@ fn render_detail(app: &App, frame: &mut Frame, area: Rect) {
                 ip if ip.contains(':') => format!("[{ip}]:{}", i.address["port"]),
                 ip => format!("{ip}:{}", i.address["port"]),
             };
-            let info = vec![
+            let mut info = vec![
                 Line::from(vec![label("State"), Span::raw(format!("{state}, {seen}"))]),
                 Line::from(vec![label("Node ID"), Span::raw(n.node_id.clone())]),
                 Line::from(vec![
                     label("Software"),
                     Span::raw(format!(
-                        "{} {}   GP {}   flags {:#x} ({flags})",
+                        "{} {}   GP {}   {protocol}   flags {:#x} ({flags})",
                         n.implementation_name, n.implementation_version, i.gp_version, i.flags
                     )),
                 ]),
@@ -353,6 +362,12 @@ fn render_detail(app: &App, frame: &mut Frame, area: Rect) {
                 ]),
                 Line::from(vec![label("Note"), Span::raw(i.note.clone())]),
             ];
+            if let Some(diagnosis) = &i.params_diagnosis {
+                info.push(Line::from(vec![
+                    label("Params"),
+                    Span::styled(diagnosis.clone(), Style::default().fg(Color::Yellow)),
+                ]));
+            }
             let status = match &d.latest_status {
                 None => vec![Line::raw("no Status event yet")],
                 Some(s) => vec![

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use super::generate::{Generate, Generator};
 use super::types::*;
-use super::wire::{DecodeError, Reader, Wire};
+use super::wire::{DecodeError, Dialect, Reader, Wire};
 
 /// Timestamp: microseconds since the JAM Common Era (2025-01-01 12:00:00 UTC).
 pub type Timestamp = u64;
@@ -21,12 +21,12 @@ pub type ShardIndex = u16;
 pub type PeerId = Hash;
 
 macro_rules! events {
-    ($($disc:literal $name:ident { $($field:ident : $ty:ty),* $(,)? })+) => {
+    ($($disc:literal $name:ident { $($(#[$fmeta:meta])* $field:ident : $ty:ty),* $(,)? })+) => {
         /// One JIP-3 event (without its timestamp). The JSON form is externally tagged:
         /// `{"BestBlockChanged": {"slot": 1234, "header_hash": "0x…"}}`.
         #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
         pub enum Event {
-            $($name { $($field: $ty),* },)+
+            $($name { $($(#[$fmeta])* $field: $ty),* },)+
             /// A discriminator this version of TART does not know (e.g. from a newer JIP-3); the
             /// body after the discriminator is kept as it came.
             Unknown { discriminator: u8, raw: HexBytes },
@@ -129,7 +129,13 @@ events! {
     47 BlockExecuted { authoring_or_importing_event_id: EventId, services: Vec<ServiceAccumulateCost> }
 
     60 BlockAnnouncementStreamOpened { peer_id: PeerId, opener: ConnectionSide }
-    61 BlockAnnouncementStreamClosed { peer_id: PeerId, closer: ConnectionSide, reason: Reason }
+    61 BlockAnnouncementStreamClosed {
+        /// `peer_id` in protocol version 0, `opened_event_id` (→60) in version 1.
+        #[serde(flatten)]
+        stream: ClosedStream,
+        closer: ConnectionSide,
+        reason: Reason,
+    }
     62 BlockAnnounced { peer_id: PeerId, announcer: ConnectionSide, slot: Slot, header_hash: Hash }
     63 SendingBlockRequest {
         recipient: PeerId,
@@ -279,18 +285,18 @@ pub struct TimedEvent {
 }
 
 impl TimedEvent {
-    /// Decodes a whole event body; `core_count` comes from this connection's NodeInformation.
+    /// Decodes a whole event body; the dialect comes from this connection's NodeInformation.
     ///
     /// ```
-    /// use tart_backend::jip3::{Event, TimedEvent};
+    /// use tart_backend::jip3::{Dialect, Event, TimedEvent};
     /// let body = [0x40, 0, 0, 0, 0, 0, 0, 0, 13, 1]; // timestamp 64, SyncStatusChanged(true)
-    /// let event = TimedEvent::parse(&body, 2).unwrap();
+    /// let event = TimedEvent::parse(&body, Dialect::v1(2)).unwrap();
     /// assert_eq!(event.event, Event::SyncStatusChanged { synced: true });
     /// assert_eq!(serde_json::to_string(&event.event).unwrap(), r#"{"SyncStatusChanged":{"synced":true}}"#);
     /// assert_eq!(event.to_bytes(), body);
     /// ```
-    pub fn parse(body: &[u8], core_count: u16) -> Result<Self, DecodeError> {
-        let mut r = Reader::new(body, core_count);
+    pub fn parse(body: &[u8], dialect: Dialect) -> Result<Self, DecodeError> {
+        let mut r = Reader::new(body, dialect);
         let timestamp = r.u64()?;
         let discriminator = r.u8()?;
         let event = Event::decode_fields(discriminator, &mut r)?;
@@ -331,7 +337,7 @@ mod tests {
     #[test]
     fn unknown_discriminator_keeps_its_bytes() {
         let body = [1, 0, 0, 0, 0, 0, 0, 0, 250, 0xde, 0xad];
-        let ev = TimedEvent::parse(&body, 2).unwrap();
+        let ev = TimedEvent::parse(&body, Dialect::v1(2)).unwrap();
         assert_eq!(
             ev.event,
             Event::Unknown {

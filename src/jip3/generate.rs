@@ -4,22 +4,42 @@
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-/// A seeded source of values, carrying the core count that sizes `[u8; C]` fields.
+use super::wire::{Dialect, ProtocolVersion};
+
+/// A seeded source of values, carrying what a connection's NodeInformation fixes: the core
+/// count that sizes `[u8; C]` fields and the protocol version that shapes event 61.
 pub struct Generator {
     pub rng: StdRng,
     core_count: u16,
+    version: ProtocolVersion,
 }
 
 impl Generator {
+    /// A generator for protocol version 1, what the reference node sends today.
     pub fn new(seed: u64, core_count: u16) -> Self {
         Generator {
             rng: StdRng::seed_from_u64(seed),
             core_count,
+            version: ProtocolVersion::V1,
         }
+    }
+
+    pub fn with_version(mut self, version: ProtocolVersion) -> Self {
+        self.version = version;
+        self
     }
 
     pub fn core_count(&self) -> u16 {
         self.core_count
+    }
+
+    pub fn version(&self) -> ProtocolVersion {
+        self.version
+    }
+
+    /// How the values made here are read back.
+    pub fn dialect(&self) -> Dialect {
+        Dialect::new(self.version, self.core_count)
     }
 
     /// A list length: usually short, sometimes 128 or more so `len++` prefixes take two bytes.

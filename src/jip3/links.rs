@@ -2,6 +2,7 @@
 //! to which types. The simulator sets these fields; checks of stored data read them.
 
 use super::events::{Event, EventId};
+use super::types::ClosedStream;
 
 /// Targets of the events that refer to an auditing event: JIP-3 has not defined those yet.
 pub const UNDEFINED_TARGET: &[u8] = &[];
@@ -50,6 +51,11 @@ impl Event {
                 authoring_or_importing_event_id: id,
                 ..
             } => (id, &[40, 43]),
+            // Version 1 only: version 0 names the stream by the peer's Peer ID instead.
+            BlockAnnouncementStreamClosed {
+                stream: ClosedStream::OpenedEvent(id),
+                ..
+            } => (id, &[60]),
             BlockRequestFailed {
                 request_event_id: id,
                 ..
@@ -297,21 +303,25 @@ impl Event {
 #[cfg(test)]
 mod tests {
     use crate::jip3::generate::Generator;
-    use crate::jip3::Event;
+    use crate::jip3::{Event, ProtocolVersion};
 
     /// Every "Event ID" field of the spec table is here, and each points back at lower
     /// discriminators, so emitting types in ascending order can always satisfy a reference.
+    /// Version 1 has one more: event 61 names its stream's event 60.
     #[test]
     fn references_point_at_earlier_discriminators() {
-        let mut g = Generator::new(1, 2);
-        let mut referring = 0;
-        for &d in Event::DISCRIMINATORS {
-            let mut event = Event::generate(d, &mut g).unwrap();
-            if let Some((_, targets)) = event.reference_mut() {
-                referring += 1;
-                assert!(targets.iter().all(|&t| t < d), "{d} → {targets:?}");
+        for (version, expected) in [(ProtocolVersion::V0, 76), (ProtocolVersion::V1, 77)] {
+            let mut g = Generator::new(1, 2).with_version(version);
+            let mut referring = Vec::new();
+            for &d in Event::DISCRIMINATORS {
+                let mut event = Event::generate(d, &mut g).unwrap();
+                if let Some((_, targets)) = event.reference_mut() {
+                    referring.push(d);
+                    assert!(targets.iter().all(|&t| t < d), "{d} → {targets:?}");
+                }
             }
+            assert_eq!(referring.len(), expected, "{version:?}");
+            assert_eq!(referring.contains(&61), version == ProtocolVersion::V1);
         }
-        assert_eq!(referring, 76);
     }
 }

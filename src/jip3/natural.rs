@@ -67,7 +67,7 @@ mod tests {
     use super::*;
 
     fn decode_all(bytes: &[u8]) -> Result<u64, DecodeError> {
-        let mut r = Reader::new(bytes, 0);
+        let mut r = Reader::new(bytes, crate::jip3::Dialect::v1(0));
         let v = decode_natural(&mut r)?;
         r.finish()?;
         Ok(v)

@@ -3,9 +3,9 @@
 
 use bytes::Bytes;
 
-use super::events::{TimedEvent, DROPPED, EVENT_HEADER_LEN};
+use super::events::{Event, TimedEvent, DROPPED, EVENT_HEADER_LEN};
 use super::node_info::NodeInformation;
-use super::wire::DecodeError;
+use super::wire::{DecodeError, Dialect};
 
 /// What one event frame became.
 #[derive(Debug, Clone, PartialEq)]
@@ -30,10 +30,30 @@ impl EventFrame {
     }
 }
 
-/// Per-connection decoding state: the core count from NodeInformation and the next event ID.
-#[derive(Debug, Clone, Default)]
+/// What a frame that failed to decode claimed to be, from its discriminator byte: the event
+/// name a node's implementer looks for ("BestBlockChanged (11)"), or why there is none.
+pub fn claimed_type(raw: &[u8]) -> String {
+    match raw.get(EVENT_HEADER_LEN - 1) {
+        Some(&d) => match Event::name_of(d) {
+            Some(name) => format!("{name} ({d})"),
+            None => format!("undefined discriminator {d}"),
+        },
+        None => format!(
+            "no discriminator: {} bytes, {EVENT_HEADER_LEN} needed for timestamp and discriminator",
+            raw.len()
+        ),
+    }
+}
+
+/// The text a decode failure is logged and stored with: the claimed type, then the error.
+pub fn describe_failure(raw: &[u8], error: &DecodeError) -> String {
+    format!("{}: {error}", claimed_type(raw))
+}
+
+/// Per-connection decoding state: the dialect from NodeInformation and the next event ID.
+#[derive(Debug, Clone)]
 pub struct EventStream {
-    core_count: u16,
+    dialect: Dialect,
     next_event_id: u64,
 }
 
@@ -41,15 +61,15 @@ impl EventStream {
     /// Starts a stream from the connection's first message, which must be a NodeInformation.
     pub fn start(first_body: &[u8]) -> Result<(Self, NodeInformation), DecodeError> {
         let info = NodeInformation::parse(first_body)?;
-        let stream = EventStream {
-            core_count: info.core_count(),
-            next_event_id: 0,
-        };
-        Ok((stream, info))
+        Ok((Self::new(info.dialect()), info))
     }
 
-    pub fn core_count(&self) -> u16 {
-        self.core_count
+    /// A stream read in `dialect` from its first event on.
+    pub fn new(dialect: Dialect) -> Self {
+        EventStream {
+            dialect,
+            next_event_id: 0,
+        }
     }
 
     /// The ID the next event frame will get.
@@ -60,7 +80,7 @@ impl EventStream {
     /// Decodes one event frame and assigns its ID: +1 per frame, +N after Dropped(N).
     pub fn next(&mut self, body: Bytes) -> EventFrame {
         let event_id = self.next_event_id;
-        match TimedEvent::parse(&body, self.core_count) {
+        match TimedEvent::parse(&body, self.dialect) {
             Ok(event) => {
                 self.next_event_id = event_id.wrapping_add(event.id_advance());
                 EventFrame::Decoded { event_id, event }

@@ -1,4 +1,4 @@
-//! The JIP-3 types shared by NodeInformation and the events (JIP-3 §Types, FACTS.md §5–6), with
+//! The JIP-3 types shared by NodeInformation and the events (JIP-3 §Types, docs/PROTOCOL.md), with
 //! their byte form (`Wire`), their JSON form (serde) and random values (`Generate`).
 
 use std::borrow::Cow;
@@ -10,7 +10,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::generate::{Generate, Generator};
 use super::natural::{decode_natural, encode_natural};
-use super::wire::{DecodeError, Reader, Wire};
+use super::wire::{DecodeError, ProtocolVersion, Reader, Wire};
 
 /// Writes bytes as `0x` + lowercase hex, the JSON form of every hash, key and byte array.
 pub fn to_hex(bytes: &[u8]) -> String {
@@ -123,9 +123,20 @@ impl<'de> Deserialize<'de> for HexBytes {
 #[serde(transparent)]
 pub struct CoreCounts(pub Vec<u8>);
 
+/// The fields of Status after its `[u8; C]`: shards, their bytes, preimages, their bytes.
+const STATUS_TAIL_LEN: usize = 4 + 8 + 4 + 4;
+/// The most cores C (a u16) can name: with C unknown, a per-core field sized by its frame is
+/// still no larger than a known C allows.
+const MAX_CORES: usize = u16::MAX as usize;
+
 impl Wire for CoreCounts {
+    /// With C unknown (parameters of an unknown layout), the array is what the frame leaves
+    /// before Status's last 20 bytes: it is Status's only variable part.
     fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-        let cores = usize::from(r.core_count());
+        let cores = match r.core_count() {
+            Some(cores) => usize::from(cores),
+            None => r.remaining().saturating_sub(STATUS_TAIL_LEN).min(MAX_CORES),
+        };
         Ok(CoreCounts(r.take(cores)?.to_vec()))
     }
     fn encode(&self, out: &mut Vec<u8>) {
@@ -160,8 +171,12 @@ impl CoreBitfield {
 }
 
 impl Wire for CoreBitfield {
+    /// With C unknown, the bitfield is the rest of the frame: it is the last field of its event.
     fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-        let len = Self::byte_len(r.core_count());
+        let len = match r.core_count() {
+            Some(cores) => Self::byte_len(cores),
+            None => r.remaining().min(MAX_CORES.div_ceil(8)),
+        };
         Ok(CoreBitfield(HexBytes(r.take(len)?.to_vec())))
     }
     fn encode(&self, out: &mut Vec<u8>) {
@@ -335,6 +350,43 @@ impl Generate for PeerAddress {
     }
 }
 
+/// The first field of event 61 (Block announcement stream closed), whose form depends on the
+/// connection's protocol version. In JSON it is one field named for what it holds: `peer_id`
+/// (version 0) or `opened_event_id` (version 1), beside `closer` and `reason`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ClosedStream {
+    /// Version 0: the Peer ID of the other end of the stream.
+    #[serde(rename = "peer_id")]
+    Peer(Hash),
+    /// Version 1: the Event ID of the matching "Block announcement stream opened" (60).
+    #[serde(rename = "opened_event_id")]
+    OpenedEvent(u64),
+}
+
+impl Wire for ClosedStream {
+    fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Ok(match r.dialect().version {
+            ProtocolVersion::V0 => ClosedStream::Peer(Hash::decode(r)?),
+            ProtocolVersion::V1 => ClosedStream::OpenedEvent(r.u64()?),
+        })
+    }
+    fn encode(&self, out: &mut Vec<u8>) {
+        match self {
+            ClosedStream::Peer(peer) => peer.encode(out),
+            ClosedStream::OpenedEvent(id) => id.encode(out),
+        }
+    }
+}
+
+impl Generate for ClosedStream {
+    fn generate(g: &mut Generator) -> Self {
+        match g.version() {
+            ProtocolVersion::V0 => ClosedStream::Peer(Hash::generate(g)),
+            ProtocolVersion::V1 => ClosedStream::OpenedEvent(u64::generate(g)),
+        }
+    }
+}
+
 /// A single-byte enum with named values; any other byte is a decode error.
 macro_rules! byte_enum {
     ($(#[$meta:meta])* $name:ident { $($variant:ident = $value:literal),+ $(,)? }) => {
@@ -397,10 +449,10 @@ byte_enum!(PreimageDiscardReason {
     Other = 3,
 });
 
-/// A struct whose byte form is its fields back to back, in declaration order. `wire_only` leaves
-/// out the random generator, for types whose valid values need more care than field-by-field.
+/// A struct whose byte form is its fields back to back, in declaration order, and whose random
+/// values are random fields.
 macro_rules! wire_struct {
-    (wire_only $(#[$meta:meta])* $name:ident { $($(#[$fmeta:meta])* $field:ident : $ty:ty),+ $(,)? }) => {
+    ($(#[$meta:meta])* $name:ident { $($(#[$fmeta:meta])* $field:ident : $ty:ty),+ $(,)? }) => {
         $(#[$meta])*
         #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
         pub struct $name { $($(#[$fmeta])* pub $field: $ty),+ }
@@ -413,9 +465,6 @@ macro_rules! wire_struct {
                 $(self.$field.encode(out);)+
             }
         }
-    };
-    ($(#[$meta:meta])* $name:ident { $($(#[$fmeta:meta])* $field:ident : $ty:ty),+ $(,)? }) => {
-        wire_struct!(wire_only $(#[$meta])* $name { $($(#[$fmeta])* $field: $ty),+ });
 
         impl Generate for $name {
             fn generate(g: &mut Generator) -> Self {
@@ -424,7 +473,6 @@ macro_rules! wire_struct {
         }
     };
 }
-pub(crate) use wire_struct;
 
 wire_struct!(
     /// Block Outline (60 bytes).

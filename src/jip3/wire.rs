@@ -33,26 +33,121 @@ pub enum DecodeError {
         len: u64,
         available: usize,
     },
-    #[error("unsupported protocol version {0} (only 0 is defined)")]
+    #[error(
+        "telemetry protocol version {0} is not supported: TART speaks versions 0 and 1 \
+         (the first byte of NodeInformation)"
+    )]
     UnsupportedProtocolVersion(u8),
+    /// NodeInformation whose JAM Parameters fit no length: what each known layout found.
+    #[error(
+        "JAM parameters: 134 (GP 0.7) or 122 (GP 0.8) bytes expected, and no length makes the rest \
+         of the {len}-byte NodeInformation parse to its end; read as GP 0.7: {gp07}; \
+         read as GP 0.8: {gp08}"
+    )]
+    NoParamsLayout {
+        len: usize,
+        gp07: Box<DecodeError>,
+        gp08: Box<DecodeError>,
+    },
+    /// A field of NodeInformation failed: which one, and why.
+    #[error("{field}: {source}")]
+    InField {
+        field: &'static str,
+        source: Box<DecodeError>,
+    },
 }
 
-/// A cursor over one message body. It carries the connection's core count because `[u8; C]`
-/// fields (Status, Distributing assurance) have no length prefix.
+impl DecodeError {
+    /// Names the field an error happened in, for messages a node's implementer can act on.
+    pub fn in_field(self, field: &'static str) -> Self {
+        DecodeError::InField {
+            field,
+            source: Box::new(self),
+        }
+    }
+}
+
+/// The telemetry protocol versions TART speaks. They differ only in event 61 (Block announcement
+/// stream closed): version 1 identifies the stream by the Event ID of its event 60, version 0 by
+/// the peer's Peer ID.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ProtocolVersion {
+    V0 = 0,
+    V1 = 1,
+}
+
+impl ProtocolVersion {
+    pub const ALL: [ProtocolVersion; 2] = [ProtocolVersion::V0, ProtocolVersion::V1];
+
+    pub fn as_u8(self) -> u8 {
+        self as u8
+    }
+}
+
+impl TryFrom<u8> for ProtocolVersion {
+    type Error = DecodeError;
+
+    fn try_from(byte: u8) -> Result<Self, DecodeError> {
+        match byte {
+            0 => Ok(ProtocolVersion::V0),
+            1 => Ok(ProtocolVersion::V1),
+            other => Err(DecodeError::UnsupportedProtocolVersion(other)),
+        }
+    }
+}
+
+impl serde::Serialize for ProtocolVersion {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u8(self.as_u8())
+    }
+}
+
+/// What a connection's NodeInformation fixes for reading its events: the protocol version
+/// (event 61's form) and the core count C (the `[u8; C]` and `[u8; ⌈C/8⌉]` fields, which have no
+/// length prefix).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Dialect {
+    pub version: ProtocolVersion,
+    /// `None` when the JAM Parameters' layout is unknown, so C cannot be trusted: each per-core
+    /// field is then sized by its frame's length, as it is the only variable part of its event.
+    pub core_count: Option<u16>,
+}
+
+impl Dialect {
+    pub fn new(version: ProtocolVersion, core_count: u16) -> Self {
+        Dialect {
+            version,
+            core_count: Some(core_count),
+        }
+    }
+
+    /// Version 1 with `core_count` cores.
+    pub fn v1(core_count: u16) -> Self {
+        Self::new(ProtocolVersion::V1, core_count)
+    }
+}
+
+/// A cursor over one message body. It carries the connection's [`Dialect`], because event 61
+/// depends on the protocol version and `[u8; C]` fields (Status, Distributing assurance) have no
+/// length prefix.
 #[derive(Debug, Clone)]
 pub struct Reader<'a> {
     buf: &'a [u8],
     pos: usize,
-    core_count: u16,
+    dialect: Dialect,
 }
 
 impl<'a> Reader<'a> {
-    pub fn new(buf: &'a [u8], core_count: u16) -> Self {
+    pub fn new(buf: &'a [u8], dialect: Dialect) -> Self {
         Reader {
             buf,
             pos: 0,
-            core_count,
+            dialect,
         }
+    }
+
+    pub fn dialect(&self) -> Dialect {
+        self.dialect
     }
 
     pub fn position(&self) -> usize {
@@ -63,8 +158,9 @@ impl<'a> Reader<'a> {
         self.buf.len() - self.pos
     }
 
-    pub fn core_count(&self) -> u16 {
-        self.core_count
+    /// C, or `None` when the connection's parameters are of an unknown layout.
+    pub fn core_count(&self) -> Option<u16> {
+        self.dialect.core_count
     }
 
     pub fn take(&mut self, n: usize) -> Result<&'a [u8], DecodeError> {

@@ -16,7 +16,7 @@ use super::outbox::Outbox;
 use super::world::World;
 use crate::jip3::events::{EventId, Slot, Timestamp};
 use crate::jip3::generate::Generator;
-use crate::jip3::{Event, JamParameters};
+use crate::jip3::{Event, JamParameters, ProtocolVersion};
 
 /// Microseconds since the run started: the simulator's clock.
 pub type Micros = u64;
@@ -157,6 +157,8 @@ pub struct FlowSettings {
     pub first_slot: Slot,
     pub rate: Option<f64>,
     pub all_types: bool,
+    /// The telemetry protocol version the node speaks (event 61's form).
+    pub version: ProtocolVersion,
 }
 
 /// One node's event model: plans each slot into chains and sends their events when due.
@@ -189,7 +191,7 @@ impl Flow {
             world,
             index,
             validator: World::validator_index(index, &params),
-            g: Generator::new(seed, params.core_count),
+            g: Generator::new(seed, params.core_count).with_version(timing.version),
             params,
             pacer: timing.rate.map(|rate| Pacer {
                 rate,
@@ -290,10 +292,13 @@ impl Flow {
 
     fn send_step(&mut self, chain: &mut Chain, out: &mut Outbox) {
         let step = &mut chain.steps[chain.ids.len()];
-        if let Some(to) = step.refers_to {
-            if let Some((field, _)) = step.event.reference_mut() {
-                *field = chain.ids[to];
-            }
+        if let Some((field, targets)) = step.event.reference_mut() {
+            *field = match step.refers_to {
+                Some(to) => chain.ids[to],
+                // A reference outside the chain (version 1's stream closed names its stream's
+                // opened event): the newest target on this connection, sent first if none.
+                None => self.newest_target(targets, step.at, out),
+            };
         }
         let id = self.emit(step.at, &step.event, out);
         chain.ids.push(id);
@@ -321,17 +326,23 @@ impl Flow {
             *num_dropped = self.g.rng.random_range(1..=4);
         }
         if let Some((_, targets)) = event.reference_mut() {
-            let target = match targets.first() {
-                // Auditing events are not defined yet: point at the newest event.
-                None => out.newest_id().unwrap_or(0),
-                Some(&first) => match targets.iter().find_map(|&t| out.last_id(t)) {
-                    Some(id) => id,
-                    None => self.send_generated(first, now, out),
-                },
-            };
+            let target = self.newest_target(targets, now, out);
             *event.reference_mut().expect("has a reference").0 = target;
         }
         self.emit(now, &event, out)
+    }
+
+    /// The newest event of one of the `targets` types on this connection; one is generated and
+    /// sent first when there is none.
+    fn newest_target(&mut self, targets: &[u8], now: Micros, out: &mut Outbox) -> EventId {
+        match targets.first() {
+            // Auditing events are not defined yet: point at the newest event.
+            None => out.newest_id().unwrap_or(0),
+            Some(&first) => match targets.iter().find_map(|&t| out.last_id(t)) {
+                Some(id) => id,
+                None => self.send_generated(first, now, out),
+            },
+        }
     }
 }
 
@@ -381,11 +392,22 @@ mod tests {
     use tokio_util::codec::Decoder;
 
     use super::*;
-    use crate::jip3::{EventFrame, EventStream, FrameCodec, NodeInformation};
+    use crate::jip3::{EventFrame, EventStream, FrameCodec, ParamsLayout};
+    use crate::sim::world::NodeDialect;
 
     const SLOT: Micros = 6_000_000;
 
     fn flow(index: usize, params: JamParameters, rate: Option<f64>, all_types: bool) -> Flow {
+        flow_in(ProtocolVersion::V1, index, params, rate, all_types)
+    }
+
+    fn flow_in(
+        version: ProtocolVersion,
+        index: usize,
+        params: JamParameters,
+        rate: Option<f64>,
+        all_types: bool,
+    ) -> Flow {
         let world = World { seed: 3, nodes: 8 };
         let settings = FlowSettings {
             slot: SLOT,
@@ -393,16 +415,20 @@ mod tests {
             first_slot: 5_000,
             rate,
             all_types,
+            version,
         };
         Flow::new(world, index, params, settings)
     }
 
     /// Runs a flow for `secs` in 40 ms ticks and decodes what it sent with the server's decoder.
     fn play(mut flow: Flow, secs: u64) -> Vec<(EventId, Event)> {
-        let info = NodeInformation {
-            params: flow.params.clone(),
-            ..flow.world.node_information(flow.index, flow.params.clone())
+        let dialect = NodeDialect {
+            version: flow.timing.version,
+            layout: ParamsLayout::Gp08,
         };
+        let info = flow
+            .world
+            .node_information(flow.index, flow.params.clone(), dialect);
         let mut out = Outbox::default();
         flow.connected(0);
         let mut bytes = BytesMut::from(&crate::jip3::codec::frame(&info.to_bytes())[..]);
@@ -449,10 +475,13 @@ mod tests {
 
     #[test]
     fn the_natural_flow_links_correctly_and_covers_the_pipeline() {
-        for params in [JamParameters::tiny(), JamParameters::full()] {
+        for (params, version) in [
+            (JamParameters::tiny(), ProtocolVersion::V1),
+            (JamParameters::full(), ProtocolVersion::V0),
+        ] {
             let mut seen = HashMap::new();
             for index in 0..4 {
-                let events = play(flow(index, params.clone(), None, false), 60);
+                let events = play(flow_in(version, index, params.clone(), None, false), 60);
                 let rate = events.len() as f64 / 60.0;
                 assert!((5.0..60.0).contains(&rate), "natural rate {rate}");
                 seen.extend(check_links(&events));
@@ -474,14 +503,25 @@ mod tests {
     }
 
     #[test]
-    fn all_types_sends_each_of_the_115_with_valid_links() {
-        let events = play(flow(0, JamParameters::full(), None, true), 6);
-        let counts = check_links(&events);
-        assert_eq!(counts.len(), 115, "{:?}", {
-            let mut missing: Vec<u8> = Event::DISCRIMINATORS.to_vec();
-            missing.retain(|d| !counts.contains_key(d));
-            missing
-        });
+    fn all_types_sends_each_of_the_115_with_valid_links_in_both_versions() {
+        for version in ProtocolVersion::ALL {
+            let events = play(flow_in(version, 0, JamParameters::full(), None, true), 6);
+            let counts = check_links(&events);
+            assert_eq!(counts.len(), 115, "{:?}", {
+                let mut missing: Vec<u8> = Event::DISCRIMINATORS.to_vec();
+                missing.retain(|d| !counts.contains_key(d));
+                missing
+            });
+            let closed = events
+                .iter()
+                .find_map(|(_, e)| match e {
+                    Event::BlockAnnouncementStreamClosed { stream, .. } => Some(*stream),
+                    _ => None,
+                })
+                .expect("an event 61");
+            let by_event_id = matches!(closed, crate::jip3::types::ClosedStream::OpenedEvent(_));
+            assert_eq!(by_event_id, version == ProtocolVersion::V1, "{closed:?}");
+        }
     }
 
     #[test]

@@ -30,7 +30,7 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-pub use world::Params;
+pub use world::{gp_version, Dialects, NodeDialect, Params};
 
 use flow::{Flow, FlowSettings};
 use node::{Clock, Node};
@@ -46,6 +46,8 @@ pub struct SimConfig {
     /// Events per second per node; `None` for the natural flow.
     pub rate: Option<f64>,
     pub params: Params,
+    /// Protocol versions and parameter layouts the nodes announce.
+    pub dialects: Dialects,
     /// Every node sends each of the 115 event types at least once on each connection (late in
     /// the first slot of it).
     pub all_types: bool,
@@ -65,6 +67,7 @@ impl SimConfig {
             nodes: 16,
             rate: None,
             params: Params::Tiny,
+            dialects: Dialects::REFERENCE,
             all_types: false,
             duration: None,
             seed: 0,
@@ -80,6 +83,7 @@ pub struct NodeStats {
     pub node_id: String,
     pub implementation: String,
     pub core_count: u16,
+    pub dialect: NodeDialect,
     events_sent: AtomicU64,
     connections: AtomicU64,
     events_lost: AtomicU64,
@@ -103,6 +107,7 @@ impl NodeStats {
             node_id: self.node_id.clone(),
             implementation: self.implementation.clone(),
             core_count: self.core_count,
+            dialect: self.dialect,
             events_sent: self.events_sent.load(Ordering::Relaxed),
             connections: self.connections.load(Ordering::Relaxed),
             events_lost: self.events_lost.load(Ordering::Relaxed),
@@ -140,6 +145,7 @@ pub struct NodeReport {
     pub node_id: String,
     pub implementation: String,
     pub core_count: u16,
+    pub dialect: NodeDialect,
     /// Event frames written (a Dropped frame counts once).
     pub events_sent: u64,
     /// Successful connections; every one after the first is a reconnect.
@@ -195,10 +201,12 @@ impl fmt::Display for SimReport {
         for node in &self.nodes {
             writeln!(
                 f,
-                "  {}  {:<9} C={:<3} sent {:>8}  connections {:>3}  lost {}",
+                "  {}  {:<9} C={:<3} v{} {:<7} sent {:>8}  connections {:>3}  lost {}",
                 &node.node_id[..16],
                 node.implementation,
                 node.core_count,
+                node.dialect.version.as_u8(),
+                node.dialect.layout.name(),
                 node.events_sent,
                 node.connections,
                 node.events_lost
@@ -223,11 +231,14 @@ impl Simulation {
         };
         let nodes = (0..config.nodes)
             .map(|i| {
-                let info = world.node_information(i, config.params.for_node(i));
+                let (params, dialect) = (config.params.for_node(i), config.dialects.for_node(i));
+                let core_count = params.core_count;
+                let info = world.node_information(i, params, dialect);
                 NodeStats {
                     node_id: info.node_id(),
                     implementation: info.implementation_name.0.clone(),
-                    core_count: info.core_count(),
+                    core_count,
+                    dialect,
                     events_sent: AtomicU64::new(0),
                     connections: AtomicU64::new(0),
                     events_lost: AtomicU64::new(0),
@@ -265,16 +276,18 @@ impl Simulation {
         let mut tasks = JoinSet::new();
         for index in 0..self.config.nodes {
             let params = self.config.params.for_node(index);
+            let dialect = self.config.dialects.for_node(index);
             let settings = FlowSettings {
                 slot: self.config.slot_duration.as_micros().max(1) as u64,
                 jam_start,
                 first_slot: (jam_start / (u64::from(params.slot_seconds) * 1_000_000)) as u32,
                 rate: self.config.rate,
                 all_types: self.config.all_types,
+                version: dialect.version,
             };
             let node = Node {
                 index,
-                info: self.world.node_information(index, params.clone()),
+                info: self.world.node_information(index, params.clone(), dialect),
                 flow: Flow::new(self.world, index, params, settings),
                 target: self.config.target,
                 max_backoff: self.config.max_backoff,

@@ -166,7 +166,11 @@ mod tests {
         assert_eq!(out.newest_id(), Some(6));
         assert_eq!(out.next_id, 7);
 
-        let info = World { seed: 1, nodes: 1 }.node_information(0, JamParameters::tiny());
+        let info = World { seed: 1, nodes: 1 }.node_information(
+            0,
+            JamParameters::tiny(),
+            crate::sim::NodeDialect::REFERENCE,
+        );
         let mut bytes = BytesMut::from(&crate::jip3::codec::frame(&info.to_bytes())[..]);
         let (frames, count) = out.pending();
         assert_eq!(count, 3);

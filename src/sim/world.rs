@@ -9,9 +9,8 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 use crate::jip3::events::{CoreIndex, Slot};
-use crate::jip3::node_info::PROTOCOL_VERSION;
 use crate::jip3::types::{BlockOutline, Hash, PeerAddress};
-use crate::jip3::{JamParameters, NodeInformation};
+use crate::jip3::{JamParameters, JamParams, NodeInformation, ParamsLayout, ProtocolVersion};
 
 /// Implementations a node may claim to be, with the minor version they are at.
 const IMPLEMENTATIONS: &[(&str, u32)] = &[
@@ -21,7 +20,19 @@ const IMPLEMENTATIONS: &[(&str, u32)] = &[
     ("TurboJam", 2),
     ("Boka", 1),
 ];
-const GP_VERSION: &str = "0.7.2";
+/// The GP version a simulated node announces with each parameter layout.
+pub fn gp_version(layout: ParamsLayout) -> &'static str {
+    match layout {
+        ParamsLayout::Gp08 => "0.8.0",
+        _ => "0.7.2",
+    }
+}
+
+/// A constant GP 0.8 dropped from NodeInformation. The simulated chain runs on GP 0.7's full
+/// set whatever layout its nodes announce, so it always has them.
+pub fn gp07_constant<T>(value: Option<T>) -> T {
+    value.expect("the simulator's chain constants are GP 0.7's full set")
+}
 /// One slot in this many has no block: its author fails (Authoring failed) and nobody imports.
 const EMPTY_SLOT_ONE_IN: u64 = 40;
 
@@ -64,6 +75,69 @@ impl std::str::FromStr for Params {
             "mixed" => Ok(Params::Mixed),
             _ => Err(format!("`{text}`: expected tiny, full or mixed")),
         }
+    }
+}
+
+/// What a simulated node speaks: its telemetry protocol version and parameter layout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NodeDialect {
+    pub version: ProtocolVersion,
+    pub layout: ParamsLayout,
+}
+
+impl NodeDialect {
+    /// What the reference node sends today: version 1 with GP 0.7 parameters.
+    pub const REFERENCE: NodeDialect = NodeDialect {
+        version: ProtocolVersion::V1,
+        layout: ParamsLayout::Gp07,
+    };
+}
+
+/// Which protocol version and parameter layout the simulated nodes use; `None` mixes them.
+/// Mixed, nodes take turns: the layout changes every two nodes and the version every four, so
+/// with [`Params::Mixed`] (tiny and full alternating) eight nodes cover every combination.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Dialects {
+    pub version: Option<ProtocolVersion>,
+    pub layout: Option<ParamsLayout>,
+}
+
+impl Dialects {
+    /// Every node as the reference node: version 1 with GP 0.7 parameters.
+    pub const REFERENCE: Dialects = Dialects {
+        version: Some(NodeDialect::REFERENCE.version),
+        layout: Some(NodeDialect::REFERENCE.layout),
+    };
+    /// Both versions and both layouts side by side.
+    pub const MIXED: Dialects = Dialects {
+        version: None,
+        layout: None,
+    };
+
+    pub fn for_node(self, index: usize) -> NodeDialect {
+        NodeDialect {
+            version: self
+                .version
+                .unwrap_or([ProtocolVersion::V1, ProtocolVersion::V0][index / 4 % 2]),
+            layout: self.layout.unwrap_or(ParamsLayout::KNOWN[index / 2 % 2]),
+        }
+    }
+
+    /// From the command line's `--protocol 0|1|mixed` and `--gp 0.7|0.8|mixed`.
+    pub fn from_flags(protocol: &str, gp: &str) -> Result<Dialects, String> {
+        let version = match protocol {
+            "0" => Some(ProtocolVersion::V0),
+            "1" => Some(ProtocolVersion::V1),
+            "mixed" => None,
+            other => return Err(format!("--protocol `{other}`: expected 0, 1 or mixed")),
+        };
+        let layout = match gp {
+            "0.7" => Some(ParamsLayout::Gp07),
+            "0.8" => Some(ParamsLayout::Gp08),
+            "mixed" => None,
+            other => return Err(format!("--gp `{other}`: expected 0.7, 0.8 or mixed")),
+        };
+        Ok(Dialects { version, layout })
     }
 }
 
@@ -111,12 +185,18 @@ impl World {
         }
     }
 
-    pub fn node_information(&self, index: usize, params: JamParameters) -> NodeInformation {
+    /// What node `index` announces: the chain's `params` in `dialect`'s layout and version.
+    pub fn node_information(
+        &self,
+        index: usize,
+        params: JamParameters,
+        dialect: NodeDialect,
+    ) -> NodeInformation {
         let (name, minor) = IMPLEMENTATIONS[index % IMPLEMENTATIONS.len()];
         let patch = index / IMPLEMENTATIONS.len() % 3;
         NodeInformation {
-            protocol_version: PROTOCOL_VERSION,
-            params,
+            protocol_version: dialect.version,
+            params: JamParams::Known(params.in_layout(dialect.layout)),
             genesis_header_hash: self.hash(Tag::Genesis, 0),
             peer_id: self.peer_id(index),
             peer_address: self.peer_address(index),
@@ -124,7 +204,7 @@ impl World {
             node_flags: (index % 2) as u32,
             implementation_name: name.into(),
             implementation_version: format!("0.{minor}.{patch}").as_str().into(),
-            gp_version: GP_VERSION.into(),
+            gp_version: gp_version(dialect.layout).into(),
             note: format!("tart-sim node {index} (seed {})", self.seed)
                 .as_str()
                 .into(),
@@ -152,7 +232,7 @@ impl World {
         let mut rng = self.rng(Tag::Block, (u64::from(slot) << 1) | 1);
         let in_ticket_window = slot % params.epoch_length < params.epoch_tail_start;
         let num_preimages = rng.random_range(0..3);
-        let validators = u32::from(params.validator_count);
+        let validators = u32::from(gp07_constant(params.validator_count));
         BlockOutline {
             size: rng.random_range(2_000..120_000),
             header_hash: self.block_hash(slot),
@@ -171,7 +251,7 @@ impl World {
 
     /// The validator of each node: nodes beyond the validator count share indices.
     pub fn validator_index(index: usize, params: &JamParameters) -> u16 {
-        (index % usize::from(params.validator_count)) as u16
+        (index % usize::from(gp07_constant(params.validator_count))) as u16
     }
 
     /// The core a validator guarantees for in `slot`: groups of V/C validators (3 in both
@@ -193,7 +273,7 @@ impl World {
     pub fn guarantors(core: CoreIndex, slot: Slot, params: &JamParameters) -> Vec<u16> {
         let (cores, validators) = (
             u32::from(params.core_count),
-            u32::from(params.validator_count),
+            u32::from(gp07_constant(params.validator_count)),
         );
         let rotation = slot / u32::from(params.rotation_period);
         let first = (u32::from(core) + cores - rotation % cores) % cores;
@@ -226,11 +306,34 @@ mod tests {
     #[test]
     fn identities_are_reproducible_and_distinct() {
         let world = World { seed: 7, nodes: 4 };
-        let a = world.node_information(1, JamParameters::tiny());
-        assert_eq!(a, world.node_information(1, JamParameters::tiny()));
+        let dialect = NodeDialect::REFERENCE;
+        let a = world.node_information(1, JamParameters::tiny(), dialect);
+        assert_eq!(a, world.node_information(1, JamParameters::tiny(), dialect));
         assert_ne!(a.peer_id, world.peer_id(2));
         assert_ne!(world.peer_id(1), World { seed: 8, nodes: 4 }.peer_id(1));
         let body = a.to_bytes();
         assert_eq!(NodeInformation::parse(&body).unwrap(), a);
+    }
+
+    #[test]
+    fn mixed_dialects_cover_all_four_combinations_and_announce_what_they_use() {
+        let world = World { seed: 7, nodes: 4 };
+        let mut seen = std::collections::HashSet::new();
+        for index in 0..8 {
+            let dialect = Dialects::MIXED.for_node(index);
+            seen.insert((dialect.version, dialect.layout));
+            let info = world.node_information(index, JamParameters::full(), dialect);
+            let parsed = NodeInformation::parse(&info.to_bytes()).unwrap();
+            assert_eq!(parsed.protocol_version, dialect.version);
+            assert_eq!(parsed.params.layout(), dialect.layout);
+            let gp08 = dialect.layout == ParamsLayout::Gp08;
+            assert_eq!(parsed.gp_version.as_str().starts_with("0.8"), gp08);
+        }
+        assert_eq!(seen.len(), 4);
+        assert_eq!(
+            Dialects::from_flags("mixed", "0.8").unwrap().layout,
+            Some(ParamsLayout::Gp08)
+        );
+        assert!(Dialects::from_flags("2", "0.7").is_err());
     }
 }

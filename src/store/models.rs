@@ -18,9 +18,17 @@ pub struct NodeConnection {
     pub node_flags: i64,
     pub note: String,
     pub genesis_hash: String,
-    pub jam_params: serde_json::Value,
-    pub core_count: i32,
-    pub validator_count: i32,
+    /// The named constants of a known layout (null where the layout lacks one); NULL for an
+    /// unknown layout.
+    #[diesel(treat_none_as_null = true)]
+    pub jam_params: Option<serde_json::Value>,
+    #[diesel(treat_none_as_null = true)]
+    pub core_count: Option<i32>,
+    #[diesel(treat_none_as_null = true)]
+    pub validator_count: Option<i32>,
+    pub protocol_version: i16,
+    pub params_layout: &'static str,
+    pub jam_params_raw: Option<Vec<u8>>,
     pub peer_address: serde_json::Value,
     pub remote_address: Option<String>,
     pub current_session_id: Option<i64>,
@@ -31,13 +39,49 @@ pub struct NodeConnection {
     pub disconnected_at: Option<DateTime<Utc>>,
 }
 
+/// A session as its handshake starts it: accepted (with its node), or refused (no node; the
+/// refusal, and what the node claimed to be when that could be read).
 #[derive(Debug, Clone, Insertable)]
 #[diesel(table_name = node_sessions)]
 pub struct NewSession {
     pub session_id: i64,
-    pub node_id: String,
+    pub node_id: Option<String>,
     pub remote_address: Option<String>,
     pub connected_at: DateTime<Utc>,
+    /// The version byte as sent, also when it was refused.
+    pub protocol_version: Option<i16>,
+    pub gp_version: Option<String>,
+    pub params_layout: Option<&'static str>,
+    pub refusal: Option<&'static str>,
+    pub disconnected_at: Option<DateTime<Utc>>,
+    pub disconnect_reason: Option<String>,
+    pub claimed_node_id: Option<String>,
+    pub claimed_implementation: Option<String>,
+}
+
+impl NewSession {
+    /// The session of a node whose handshake was accepted.
+    pub fn accepted(
+        info: &crate::jip3::NodeInformation,
+        session_id: i64,
+        remote_address: Option<String>,
+        at: DateTime<Utc>,
+    ) -> Self {
+        NewSession {
+            session_id,
+            node_id: Some(info.node_id()),
+            remote_address,
+            connected_at: at,
+            protocol_version: Some(i16::from(info.protocol_version.as_u8())),
+            gp_version: Some(info.gp_version.storable().into_owned()),
+            params_layout: Some(info.params.layout().name()),
+            refusal: None,
+            disconnected_at: None,
+            disconnect_reason: None,
+            claimed_node_id: None,
+            claimed_implementation: None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Insertable)]
@@ -93,9 +137,19 @@ impl NodeConnection {
             node_flags: i64::from(info.node_flags),
             note: info.note.storable().into_owned(),
             genesis_hash: crate::jip3::types::to_hex(&info.genesis_header_hash.0),
-            jam_params: serde_json::to_value(&info.params).expect("parameters serialise"),
-            core_count: i32::from(info.params.core_count),
-            validator_count: i32::from(info.params.validator_count),
+            jam_params: info
+                .params
+                .constants()
+                .map(|c| serde_json::to_value(c).expect("parameters serialise")),
+            core_count: info.core_count().map(i32::from),
+            validator_count: info
+                .params
+                .constants()
+                .and_then(|c| c.validator_count)
+                .map(i32::from),
+            protocol_version: i16::from(info.protocol_version.as_u8()),
+            params_layout: info.params.layout().name(),
+            jam_params_raw: Some(info.params.to_bytes()),
             peer_address: serde_json::to_value(info.peer_address).expect("address serialises"),
             remote_address,
             current_session_id: Some(session_id),

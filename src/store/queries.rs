@@ -22,6 +22,8 @@ use serde::Serialize;
 use super::schema::{node_status, nodes};
 use super::{Pool, StoreError};
 use crate::api::rfc3339;
+use crate::jip3::types::{to_hex, HexBytes};
+use crate::jip3::{JamParams, ParamsLayout};
 
 /// How long an API request waits for a pooled connection: a health check must answer promptly
 /// when the database is down.
@@ -45,6 +47,11 @@ pub struct NodeSummary {
     pub peer_id: Vec<u8>,
     pub implementation_name: String,
     pub implementation_version: String,
+    /// The telemetry protocol version of its latest connection (0 or 1).
+    pub protocol_version: i16,
+    pub gp_version: String,
+    /// `gp-0.7`, `gp-0.8` or `unknown`: which layout its JAM Parameters were read in.
+    pub params_layout: String,
     pub is_connected: bool,
     pub event_count: i64,
     #[serde(serialize_with = "rfc3339::option")]
@@ -75,9 +82,13 @@ fn latest_slot(subquery: &'static str) -> SqlLiteral<Nullable<BigInt>> {
 #[derive(Debug, Queryable, Selectable, Serialize)]
 #[diesel(table_name = nodes)]
 pub struct NodeInfo {
-    /// The JAM parameters.
+    /// The JAM parameters' named constants (null where the layout lacks one, e.g. the
+    /// validator count in GP 0.8); null for an unknown layout.
     #[diesel(column_name = jam_params)]
-    pub params: serde_json::Value,
+    pub params: Option<serde_json::Value>,
+    #[diesel(embed)]
+    #[serde(flatten)]
+    pub params_blob: ParamsBlob,
     /// The genesis header hash, `0x`-prefixed hex.
     #[diesel(column_name = genesis_hash)]
     pub genesis: String,
@@ -88,6 +99,31 @@ pub struct NodeInfo {
     /// The node's announced peer address (`ip`, `port`).
     #[diesel(column_name = peer_address)]
     pub address: serde_json::Value,
+}
+
+/// The JAM Parameters as the node sent them: `params_raw` (hex), and for an unknown layout a
+/// `params_diagnosis` saying what was expected.
+#[derive(Debug, Queryable, Selectable)]
+#[diesel(table_name = nodes)]
+pub struct ParamsBlob {
+    params_layout: String,
+    jam_params_raw: Option<Vec<u8>>,
+}
+
+impl Serialize for ParamsBlob {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let raw = self.jam_params_raw.as_deref();
+        let diagnosis = raw
+            .filter(|_| self.params_layout == ParamsLayout::Unknown.name())
+            .and_then(|raw| JamParams::Unknown(HexBytes(raw.to_vec())).diagnosis());
+        let mut map = s.serialize_map(None)?;
+        map.serialize_entry("params_raw", &raw.map(to_hex))?;
+        if let Some(diagnosis) = diagnosis {
+            map.serialize_entry("params_diagnosis", &diagnosis)?;
+        }
+        map.end()
+    }
 }
 
 /// A node as `GET /api/nodes/{node_id}` shows it.
@@ -231,11 +267,23 @@ pub async fn block_stats(conn: &mut AsyncPgConnection) -> Result<BlockStats, Sto
     .await?)
 }
 
+/// A node connected now, with what its handshake said.
+#[derive(Debug, Queryable, Selectable, Serialize)]
+#[diesel(table_name = nodes)]
+pub struct ConnectedNode {
+    pub node_id: String,
+    pub protocol_version: i16,
+    pub gp_version: String,
+    pub params_layout: String,
+}
+
 /// The nodes connected now, by id.
-pub async fn connected_nodes(conn: &mut AsyncPgConnection) -> Result<Vec<String>, StoreError> {
+pub async fn connected_nodes(
+    conn: &mut AsyncPgConnection,
+) -> Result<Vec<ConnectedNode>, StoreError> {
     Ok(nodes::table
         .filter(nodes::is_connected)
-        .select(nodes::node_id)
+        .select(ConnectedNode::as_select())
         .order(nodes::node_id)
         .load(conn)
         .await?)

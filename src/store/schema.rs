@@ -10,9 +10,9 @@ diesel::table! {
         node_flags -> Int8,
         note -> Text,
         genesis_hash -> Text,
-        jam_params -> Jsonb,
-        core_count -> Int4,
-        validator_count -> Int4,
+        jam_params -> Nullable<Jsonb>,
+        core_count -> Nullable<Int4>,
+        validator_count -> Nullable<Int4>,
         peer_address -> Jsonb,
         remote_address -> Nullable<Text>,
         current_session_id -> Nullable<Int8>,
@@ -22,13 +22,16 @@ diesel::table! {
         last_seen_at -> Nullable<Timestamptz>,
         disconnected_at -> Nullable<Timestamptz>,
         event_count -> Int8,
+        protocol_version -> Int2,
+        params_layout -> Text,
+        jam_params_raw -> Nullable<Bytea>,
     }
 }
 
 diesel::table! {
     node_sessions (session_id) {
         session_id -> Int8,
-        node_id -> Text,
+        node_id -> Nullable<Text>,
         remote_address -> Nullable<Text>,
         connected_at -> Timestamptz,
         disconnected_at -> Nullable<Timestamptz>,
@@ -38,6 +41,21 @@ diesel::table! {
         events_rate_limited -> Int8,
         decode_failures -> Int8,
         events_dropped -> Int8,
+        protocol_version -> Nullable<Int2>,
+        gp_version -> Nullable<Text>,
+        params_layout -> Nullable<Text>,
+        refusal -> Nullable<Text>,
+        claimed_node_id -> Nullable<Text>,
+        claimed_implementation -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    session_undefined_events (session_id, discriminator) {
+        session_id -> Int8,
+        discriminator -> Int2,
+        node_id -> Text,
+        event_count -> Int8,
     }
 }
 

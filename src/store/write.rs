@@ -234,6 +234,8 @@ pub struct Rollup {
     /// (session, event type, hour) → (the session's node, events stored)
     pub hourly: HashMap<HourlyKey, (Arc<str>, i64)>,
     pub status: HashMap<Arc<str>, LatestStatus>,
+    /// (session, undefined discriminator) → (the session's node, frames received)
+    pub undefined: HashMap<(i64, u8), (Arc<str>, i64)>,
 }
 
 impl Rollup {
@@ -242,6 +244,15 @@ impl Rollup {
             && self.sessions.is_empty()
             && self.hourly.is_empty()
             && self.status.is_empty()
+            && self.undefined.is_empty()
+    }
+
+    /// Counts frames of a discriminator JIP-3 does not define.
+    pub fn undefined(&mut self, session_id: i64, node_id: &Arc<str>, discriminator: u8, n: i64) {
+        self.undefined
+            .entry((session_id, discriminator))
+            .or_insert_with(|| (node_id.clone(), 0))
+            .1 += n;
     }
 
     /// Notes which node a session belongs to and, if frames were received, the newest one.
@@ -329,6 +340,12 @@ ON CONFLICT (node_id) DO UPDATE SET event_row = EXCLUDED.event_row,
     timestamp = EXCLUDED.timestamp, data = EXCLUDED.data
 WHERE node_status.event_row < EXCLUDED.event_row";
 
+const ROLLUP_UNDEFINED: &str = "\
+INSERT INTO session_undefined_events (session_id, discriminator, node_id, event_count)
+SELECT * FROM unnest($1::int8[], $2::int2[], $3::text[], $4::int8[])
+ON CONFLICT (session_id, discriminator)
+DO UPDATE SET event_count = session_undefined_events.event_count + EXCLUDED.event_count";
+
 /// Writes a rollup, rows in key order so concurrent writers lock alike. Call inside a transaction.
 pub async fn write_rollup(
     conn: &mut AsyncPgConnection,
@@ -341,6 +358,8 @@ pub async fn write_rollup(
     let mut status: Vec<_> = rollup.status.iter().collect();
     status.sort_by(|a, b| a.0.cmp(b.0));
     let status_json: Vec<&str> = status.iter().map(|(_, s)| &*s.data).collect();
+    let mut undefined: Vec<_> = rollup.undefined.iter().collect();
+    undefined.sort_by_key(|(key, _)| **key);
 
     {
         if !nodes.is_empty() {
@@ -387,7 +406,34 @@ pub async fn write_rollup(
                 .execute(conn)
                 .await?;
         }
+        if !undefined.is_empty() {
+            diesel::sql_query(ROLLUP_UNDEFINED)
+                .bind::<Array<BigInt>, _>(undefined.iter().map(|u| u.0 .0).collect::<Vec<_>>())
+                .bind::<Array<SmallInt>, _>(
+                    undefined
+                        .iter()
+                        .map(|u| i16::from(u.0 .1))
+                        .collect::<Vec<_>>(),
+                )
+                .bind::<Array<Text>, _>(undefined.iter().map(|u| &*u.1 .0).collect::<Vec<_>>())
+                .bind::<Array<BigInt>, _>(undefined.iter().map(|u| u.1 .1).collect::<Vec<_>>())
+                .execute(conn)
+                .await?;
+        }
     }
+    Ok(())
+}
+
+/// Records a refused handshake: a session row without a node.
+pub async fn record_refused(
+    conn: &mut AsyncPgConnection,
+    session: &NewSession,
+) -> Result<(), diesel::result::Error> {
+    diesel::insert_into(node_sessions::table)
+        .values(session)
+        .on_conflict_do_nothing()
+        .execute(conn)
+        .await?;
     Ok(())
 }
 

@@ -9,18 +9,21 @@ use std::path::PathBuf;
 use bytes::{Bytes, BytesMut};
 use tart_backend::jip3::codec::frame;
 use tart_backend::jip3::generate::{Generate, Generator};
-use tart_backend::jip3::{Event, EventFrame, EventStream, FrameCodec, NodeInformation, TimedEvent};
+use tart_backend::jip3::{
+    Dialect, Event, EventFrame, EventStream, FrameCodec, NodeInformation, ProtocolVersion,
+    TimedEvent,
+};
 use tokio_util::codec::Decoder;
 
 /// Core count of the vectors that do not state one: the node_information vector's.
 pub const DEFAULT_VECTOR_CORES: u16 = 2;
 
-/// The vectors made by `shared/jip3/make_vectors.py`. `TART_JIP3_VECTORS` overrides the default
-/// `../shared/jip3/vectors` (a clone has shared/ beside it, as in CI).
+/// The hand-checked JIP-3 vectors, kept in `tests/vectors/` (a copy of the project's shared
+/// vectors, checked against them where they are present). `TART_JIP3_VECTORS` points elsewhere.
 pub fn vectors_dir() -> PathBuf {
     let dir = match std::env::var_os("TART_JIP3_VECTORS") {
         Some(dir) => PathBuf::from(dir),
-        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/jip3/vectors"),
+        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/vectors"),
     };
     assert!(
         dir.is_dir(),
@@ -50,6 +53,17 @@ impl Vector {
                 c.try_into().expect("core_count fits u16")
             })
     }
+
+    /// The protocol version the vector was made for (`protocol_version`, else 0).
+    pub fn version(&self) -> ProtocolVersion {
+        let byte = self.json["protocol_version"].as_u64().unwrap_or(0);
+        ProtocolVersion::try_from(u8::try_from(byte).expect("a byte")).expect("a known version")
+    }
+
+    /// How the vector's event is read: its version and core count.
+    pub fn dialect(&self) -> Dialect {
+        Dialect::new(self.version(), self.core_count())
+    }
 }
 
 pub fn read_hex(name: &str) -> Vec<u8> {
@@ -72,15 +86,15 @@ pub fn load_vector(name: &str) -> Vector {
     }
 }
 
-/// Every single-message vector (NodeInformation and events), sorted by name; `stream` is a whole
-/// connection and is left out.
+/// Every single-message vector (NodeInformation and events), sorted by name; `stream` and
+/// `stream_v1` are whole connections and are left out.
 pub fn message_vectors() -> Vec<Vector> {
     let mut names: Vec<String> = std::fs::read_dir(vectors_dir())
         .expect("readable vectors dir")
         .map(|entry| entry.expect("dir entry").path())
         .filter(|path| path.extension().is_some_and(|ext| ext == "hex"))
         .map(|path| path.file_stem().unwrap().to_string_lossy().into_owned())
-        .filter(|name| name != "stream")
+        .filter(|name| !name.starts_with("stream"))
         .collect();
     names.sort();
     names.iter().map(|name| load_vector(name)).collect()

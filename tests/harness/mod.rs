@@ -13,7 +13,7 @@ use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use tart_backend::config::Config;
 use tart_backend::jip3::codec::frame;
 use tart_backend::jip3::generate::{Generate, Generator};
-use tart_backend::jip3::{NodeInformation, TimedEvent};
+use tart_backend::jip3::{JamParameters, JamParams, NodeInformation, TimedEvent};
 use tart_backend::metrics::Metrics;
 use tart_backend::server::{Server, ShutdownTimedOut};
 use tokio::io::AsyncWriteExt;
@@ -171,11 +171,16 @@ pub fn metric_value(text: &str, name: &str) -> f64 {
         .sum()
 }
 
-/// A NodeInformation with a predictable Peer ID (all bytes `seed`) and `cores` cores.
+/// A NodeInformation with a predictable Peer ID (all bytes `seed`) and `cores` cores, in
+/// protocol version 1 with GP 0.7 parameters (what the reference node sends).
 pub fn node_info(seed: u8, cores: u16) -> NodeInformation {
     let mut info = NodeInformation::generate(&mut Generator::new(u64::from(seed), cores));
     info.peer_id.0 = [seed; 32];
     info.implementation_name = "test-node".into();
+    info.params = JamParams::Known(JamParameters {
+        core_count: cores,
+        ..JamParameters::tiny()
+    });
     info
 }
 

@@ -9,7 +9,8 @@ use crate::jip3::events::Slot;
 use crate::jip3::generate::Generate;
 use crate::jip3::types::*;
 use crate::jip3::Event;
-use crate::sim::world::World;
+use crate::jip3::ProtocolVersion;
+use crate::sim::world::{gp07_constant, World};
 
 /// Finality trails the best block by this many slots.
 const FINALITY_LAG: Slot = 2;
@@ -273,7 +274,7 @@ impl Flow {
                     },
                 );
             } else {
-                let vrf_outputs = (0..self.params.ticket_entries)
+                let vrf_outputs = (0..gp07_constant(self.params.ticket_entries))
                     .map(|_| self.hash())
                     .collect();
                 chain.reply(
@@ -855,7 +856,9 @@ impl Flow {
                 let request = chain.then(NOW, Event::ReceivingShardRequest { assurer: peer });
                 let (erasure_root, shard_index) = (
                     self.hash(),
-                    self.g.rng.random_range(0..self.params.validator_count),
+                    self.g
+                        .rng
+                        .random_range(0..gp07_constant(self.params.validator_count)),
                 );
                 chain.reply(
                     HOP,
@@ -945,8 +948,13 @@ impl Flow {
             4 | 5 => {
                 let reason = self.reason(NETWORK_ERRORS);
                 let side = self.side();
+                // Version 1 names the stream by its opened event (60), found when it is sent.
+                let stream = match self.g.version() {
+                    ProtocolVersion::V0 => ClosedStream::Peer(peer_id),
+                    ProtocolVersion::V1 => ClosedStream::OpenedEvent(0),
+                };
                 let closed = Event::BlockAnnouncementStreamClosed {
-                    peer_id,
+                    stream,
                     closer: side,
                     reason: reason.clone(),
                 };

@@ -9,6 +9,7 @@ use crate::jip3::events::{ServiceId, Slot};
 use crate::jip3::generate::Generate;
 use crate::jip3::types::*;
 use crate::jip3::Event;
+use crate::sim::world::gp07_constant;
 
 /// Service IDs that accumulate, import and request preimages.
 const SERVICES: &[ServiceId] = &[0, 1, 2, 7, 42, 1_000, 65_536];
@@ -66,7 +67,7 @@ impl Flow {
     pub(super) fn population(&self) -> usize {
         self.world
             .nodes
-            .max(usize::from(self.params.validator_count))
+            .max(usize::from(gp07_constant(self.params.validator_count)))
     }
 
     /// Direct peers: about 2√n, as on the grid of a JAM validator set of n.
@@ -199,7 +200,7 @@ impl Flow {
 
     /// A guarantee as another guarantor would send it: 2 or 3 sorted signers.
     pub(super) fn guarantee_outline(&mut self, slot: Slot) -> GuaranteeOutline {
-        let validators = self.params.validator_count;
+        let validators = gp07_constant(self.params.validator_count);
         let mut guarantors: Vec<u16> = (0..self.g.rng.random_range(2..=3))
             .map(|_| self.g.rng.random_range(0..validators))
             .collect();
