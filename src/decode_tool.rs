@@ -8,10 +8,14 @@
 //! * `{"type":"error","offset":…,"event_id":…,"error":"…","raw":"0x…"}` for a frame that does not
 //!   decode. Decoding goes on after a bad event frame, which still takes its event ID.
 //!
-//! `offset` is the byte offset of the frame's length prefix. Some errors end the run, because
-//! after them nothing later can be trusted: a first message that is not a NodeInformation
-//! (`event_id` is absent), an oversized length prefix (`raw` is the prefix), and a capture that
-//! ends inside a frame (`raw` is the partial frame). For the others `raw` is the frame's body.
+//! `offset` is the byte offset of the frame's length prefix. A first message that is not a valid
+//! NodeInformation is an error line without `event_id`, and decoding goes on (the framing is
+//! intact): in the protocol version its first byte names when that is 0 or 1 (else 1), with the
+//! core count unknown, so per-core fields are sized by their frame (docs/PROTOCOL.md). Two errors
+//! end the run, because after them the message boundaries are lost: an oversized length prefix
+//! (`raw` is the prefix), and a capture that ends inside a frame (`raw` is the partial frame).
+//! For the others `raw` is the frame's body. An event that fails names the type its
+//! discriminator claims.
 
 use std::io::{self, BufWriter, ErrorKind, Read, Write};
 
@@ -19,9 +23,13 @@ use bytes::{Bytes, BytesMut};
 use serde::Serialize;
 use tokio_util::codec::Decoder;
 
+use crate::jip3::stream::describe_failure;
 use crate::jip3::time::to_rfc3339;
 use crate::jip3::types::to_hex;
-use crate::jip3::{Event, EventFrame, EventStream, FrameCodec, FrameError, NodeInformation};
+use crate::jip3::{
+    Dialect, Event, EventFrame, EventStream, FrameCodec, FrameError, NodeInformation,
+    ProtocolVersion,
+};
 
 /// Bytes asked of the input per read; a frame larger than this just takes several reads.
 const READ_CHUNK: usize = 64 * 1024;
@@ -168,9 +176,21 @@ impl CaptureDecoder<'_> {
                     Ok(true)
                 }
                 Err(e) => {
-                    let error = format!("first message is not a NodeInformation: {e}");
+                    let version = body
+                        .first()
+                        .and_then(|&v| ProtocolVersion::try_from(v).ok())
+                        .unwrap_or(ProtocolVersion::V1);
+                    let error = format!(
+                        "first message is not a valid NodeInformation: {e}; the frames after it \
+                         are decoded as protocol version {} with the core count unknown",
+                        version.as_u8()
+                    );
                     self.error(offset, error, &body)?;
-                    Ok(false)
+                    self.stream = Some(EventStream::new(Dialect {
+                        version,
+                        core_count: None,
+                    }));
+                    Ok(true)
                 }
             };
         };
@@ -195,7 +215,7 @@ impl CaptureDecoder<'_> {
                 self.line(&Line::Error {
                     offset,
                     event_id: Some(event_id),
-                    error: error.to_string(),
+                    error: describe_failure(&raw, &error),
                     raw: to_hex(&raw),
                 })?;
             }

@@ -166,16 +166,40 @@ fn truncated_final_frame_is_an_error() {
     assert!(error.contains("300 of its 310 bytes"), "{error}");
 }
 
+/// A first message that is not a NodeInformation is reported, and the frames after it are still
+/// decoded (the framing is intact), numbered from 0, with per-core fields sized by their frame.
 #[test]
-fn first_message_must_be_node_information() {
+fn a_bad_first_message_is_reported_and_decoding_goes_on() {
     let bodies = stream_bodies();
     let (summary, lines) = decode(&capture(&bodies[1..]), DEFAULT_MAX_FRAME);
     assert!(summary.failed());
-    assert_eq!(summary.events, 0);
-    assert_eq!(lines.len(), 1, "stops after the bad first message");
     assert_eq!(lines[0]["type"], "error");
     assert_eq!(lines[0]["offset"], 0);
     assert!(lines[0].get("event_id").is_none(), "{}", lines[0]);
+    let error = lines[0]["error"].as_str().unwrap();
+    assert!(error.contains("core count unknown"), "{error}");
+    assert_eq!(
+        lines.len(),
+        bodies.len() - 1,
+        "one line per later frame too"
+    );
+    assert_eq!(summary.events, bodies.len() as u64 - 2);
+    assert!(lines[1..].iter().all(|l| l["type"] == "event"), "{lines:?}");
+    assert_eq!(lines[1]["event_id"], 0);
+}
+
+/// A failing event frame names the event type its discriminator claims.
+#[test]
+fn a_failing_event_names_the_type_it_claims() {
+    let mut bodies = stream_bodies();
+    // Best block changed (ID 1) cut short by a byte.
+    bodies[2].pop();
+    let (_, lines) = decode(&capture(&bodies), DEFAULT_MAX_FRAME);
+    let error = lines[2]["error"].as_str().unwrap();
+    assert!(
+        error.starts_with("BestBlockChanged (11): truncated"),
+        "{error}"
+    );
 }
 
 /// Reads of one byte at a time give the same output as one big read.
