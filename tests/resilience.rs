@@ -12,8 +12,6 @@ use harness::*;
 use tart_backend::jip3::generate::Generator;
 use tart_backend::jip3::{Event, TimedEvent};
 
-const WAIT: Duration = Duration::from_secs(30);
-
 /// `n` BestBlockChanged events with increasing slots.
 fn block_events(n: u64) -> Vec<TimedEvent> {
     let mut generator = Generator::new(n, 2);
@@ -423,4 +421,51 @@ async fn the_demo_runs_simulated_nodes_that_show_up_in_the_api() {
     );
     let exit = binary.stop("-INT").await;
     assert!(exit.success(), "exit status {exit:?}");
+}
+
+/// A run that uses up its row id generation moves on to the spare it took at start and takes a
+/// new spare from the database's sequence in the background: ids stay unique and nothing stops.
+#[tokio::test]
+async fn row_ids_roll_over_to_a_generation_taken_from_the_database() {
+    let db = TestDb::new();
+    let url = db.url.clone();
+    let (before, after, sequence) = tokio::task::spawn_blocking(move || {
+        actix::System::new().block_on(async move {
+            tart_backend::store::prepare(&url).await.unwrap();
+            let pool = tart_backend::store::create_pool(&url, 2).await.unwrap();
+            let ids = tart_backend::store::ids::IdAllocator::from_database(&pool)
+                .await
+                .unwrap();
+            let first_generation = ids.generation();
+            let ids = ids.starting_at((1 << 40) - 5);
+            let before = ids.reserve(5);
+            let after = ids.reserve(10);
+            assert_eq!(ids.generation(), first_generation + 1, "the spare");
+            // The refill takes the next one from the sequence.
+            let mut sequence = 0;
+            for _ in 0..100 {
+                sequence = diesel::sql_query("SELECT last_value AS n FROM id_generation")
+                    .get_result::<LastValue>(&mut *pool.get().await.unwrap())
+                    .await
+                    .unwrap()
+                    .n;
+                if sequence == first_generation + 2 {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            (before, after, (first_generation, sequence))
+        })
+    })
+    .await
+    .unwrap();
+    assert!(after > before + 4, "increasing across the roll-over");
+    assert_eq!(after >> 40, sequence.0 + 1);
+    assert_eq!(sequence.1, sequence.0 + 2, "a new spare was taken");
+}
+
+#[derive(diesel::QueryableByName)]
+struct LastValue {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    n: i64,
 }
