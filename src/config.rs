@@ -167,9 +167,20 @@ impl Config {
             ("ws_heartbeat_ms", self.ws_heartbeat_ms),
             ("ws_client_timeout_ms", self.ws_client_timeout_ms),
             ("ws_stats_interval_ms", self.ws_stats_interval_ms),
+            // 0 would probe a down database in a tight loop, or retry at once for ever.
+            ("breaker_probe_ms", self.breaker_probe_ms),
+            ("retry_base_ms", self.retry_base_ms),
+            ("handshake_timeout_ms", self.handshake_timeout_ms),
         ];
         if let Some((key, _)) = positive.iter().find(|(_, v)| *v == 0) {
             return Err(ConfigError::Invalid(format!("{key} must be above 0")));
+        }
+        if self.retry_base_ms > self.retry_max_ms {
+            return Err(ConfigError::Invalid(format!(
+                "retry_base_ms ({}) must not be above retry_max_ms ({}): the backoff starts at \
+                 the one and is capped at the other",
+                self.retry_base_ms, self.retry_max_ms
+            )));
         }
         if self.queue_capacity > u32::MAX as usize {
             return Err(ConfigError::Invalid("queue_capacity is too large".into()));
@@ -261,6 +272,23 @@ mod tests {
         let text = std::fs::read_to_string(path).unwrap();
         let from_file: Config = toml::from_str(&text).unwrap();
         assert_eq!(from_file, Config::default());
+    }
+
+    #[test]
+    fn settings_that_would_spin_or_invert_the_backoff_are_refused() {
+        let load = |key: &str, value: &str| Config::load(None, &[(key.into(), value.into())]);
+        let error = load("breaker_probe_ms", "0").unwrap_err().to_string();
+        assert!(
+            error.contains("breaker_probe_ms must be above 0"),
+            "{error}"
+        );
+        assert!(load("retry_base_ms", "0").is_err());
+        let error = load("retry_base_ms", "10000").unwrap_err().to_string();
+        assert!(error.contains("retry_max_ms"), "{error}");
+        assert!(
+            load("retry_base_ms", "5000").is_ok(),
+            "equal to the cap is fine"
+        );
     }
 
     #[test]
