@@ -11,6 +11,7 @@ pub mod config;
 pub mod dash;
 pub mod decode_tool;
 pub mod jip3;
+pub mod log_throttle;
 pub mod metrics;
 pub mod server;
 pub mod sim;

@@ -20,6 +20,7 @@ use crate::jip3::stream::describe_failure;
 use crate::jip3::{
     DecodeError, Event, EventFrame, EventStream, FrameCodec, FrameError, NodeInformation,
 };
+use crate::log_throttle::LogThrottle;
 use crate::store::models::{NewSession, NodeConnection};
 use crate::store::write::SessionCounts;
 
@@ -110,6 +111,8 @@ struct Session {
     /// Undefined discriminators already logged on this session (one bit each): the first frame
     /// of each is logged, the rest only counted.
     undefined_logged: [u64; 4],
+    /// Frames that fail to decode: the first logged, then one line per interval with a count.
+    failure_log: LogThrottle,
 }
 
 impl Session {
@@ -210,6 +213,7 @@ impl Connection {
             node_id,
             session_id,
             undefined_logged: [0; 4],
+            failure_log: LogThrottle::default(),
         });
         Ok(())
     }
@@ -330,12 +334,19 @@ impl Connection {
                         counts.decode_failures += 1;
                         metrics.decode_failures.inc();
                         let error = describe_failure(&raw, &error);
-                        log::warn!(
-                            "node {} session {}: event {event_id} failed to decode ({} bytes): {error}",
-                            session.node_id,
-                            session.session_id,
-                            raw.len()
-                        );
+                        if let Some(left_out) = session.failure_log.hit(read_at) {
+                            log::warn!(
+                                "node {} session {}: event {event_id} failed to decode ({} bytes): \
+                                 {error}{}",
+                                session.node_id,
+                                session.session_id,
+                                raw.len(),
+                                match left_out {
+                                    0 => String::new(),
+                                    n => format!(" ({n} more failed since the last such line)"),
+                                }
+                            );
+                        }
                         Payload::Failed { raw, error }
                     }
                 };
