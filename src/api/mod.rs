@@ -180,7 +180,9 @@ impl From<StoreError> for ApiError {
         log::error!("API database read failed: {e}");
         let status = match e {
             StoreError::Pool(_) | StoreError::Connect { .. } => StatusCode::SERVICE_UNAVAILABLE,
-            StoreError::Query(_) | StoreError::Migrations(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            StoreError::Query(_) | StoreError::Migrations(_) | StoreError::MigrationTask(_) => {
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
         };
         ApiError::new(status, format!("database: {e}"))
     }

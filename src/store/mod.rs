@@ -29,15 +29,11 @@ pub enum StoreError {
     #[error("cannot connect to PostgreSQL at {url}: {message}")]
     Connect { url: String, message: String },
     #[error("database pool: {0}")]
-    Pool(String),
+    Pool(#[from] bb8::RunError<diesel_async::pooled_connection::PoolError>),
     #[error("migrations failed: {0}")]
-    Migrations(String),
-}
-
-impl From<bb8::RunError<diesel_async::pooled_connection::PoolError>> for StoreError {
-    fn from(e: bb8::RunError<diesel_async::pooled_connection::PoolError>) -> Self {
-        StoreError::Pool(e.to_string())
-    }
+    Migrations(#[source] Box<dyn std::error::Error + Send + Sync>),
+    #[error("the migration task failed: {0}")]
+    MigrationTask(#[from] tokio::task::JoinError),
 }
 
 /// The URL of the same server's `postgres` maintenance database, and the target database name.
@@ -160,10 +156,9 @@ pub async fn run_migrations(url: &str) -> Result<(), StoreError> {
                     log::info!("applied migration {m}");
                 }
             })
-            .map_err(|e| StoreError::Migrations(e.to_string()))
+            .map_err(StoreError::Migrations)
     })
-    .await
-    .map_err(|e| StoreError::Migrations(e.to_string()))?
+    .await?
 }
 
 /// Creates, migrates and checks the database: everything the server needs before it listens.
