@@ -58,8 +58,8 @@ pub struct Server {
     broadcaster: Addr<Broadcaster>,
     http: HttpApi,
     budget: Arc<QueueBudget>,
-    _writer_arbiter: Arbiter,
-    _broadcaster_arbiter: Arbiter,
+    writer_arbiter: Arbiter,
+    broadcaster_arbiter: Arbiter,
 }
 
 impl Server {
@@ -171,8 +171,8 @@ impl Server {
             broadcaster,
             http,
             budget,
-            _writer_arbiter: writer_arbiter,
-            _broadcaster_arbiter: broadcaster_arbiter,
+            writer_arbiter,
+            broadcaster_arbiter,
         })
     }
 
@@ -200,8 +200,8 @@ impl Server {
                 pending: self.budget.pending(),
             }),
         };
-        self._writer_arbiter.stop();
-        self._broadcaster_arbiter.stop();
+        self.writer_arbiter.stop();
+        self.broadcaster_arbiter.stop();
         result
     }
 }

@@ -126,14 +126,6 @@ diesel::table! {
     }
 }
 
-diesel::table! {
-    stats_cache (key) {
-        key -> Text,
-        value -> Jsonb,
-        updated_at -> Timestamptz,
-    }
-}
-
 diesel::joinable!(node_status -> nodes (node_id));
 
 diesel::allow_tables_to_appear_in_same_query!(nodes, node_sessions, events, node_status, blocks);
