@@ -13,8 +13,6 @@ use tart_backend::jip3::generate::Generator;
 use tart_backend::jip3::types::Hash;
 use tart_backend::jip3::{Event, TimedEvent};
 
-const WAIT: Duration = Duration::from_secs(15);
-
 fn timed(event: Event, offset: u64) -> TimedEvent {
     TimedEvent {
         timestamp: jam_now(offset),

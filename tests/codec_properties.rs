@@ -3,10 +3,10 @@
 //! no input makes the decoder panic, framing does not depend on how reads are split, and the
 //! event-ID rules hold around unknown, malformed and Dropped frames.
 
-mod common;
+mod harness;
 
 use bytes::{Bytes, BytesMut};
-use common::*;
+use harness::*;
 use proptest::prelude::*;
 use tart_backend::jip3::generate::{Generate, Generator};
 use tart_backend::jip3::types::HexBytes;

@@ -3,9 +3,9 @@
 //! was made for. The vectors were made independently of this codec, so they catch a misread spec
 //! that round-trip tests cannot.
 
-mod common;
+mod harness;
 
-use common::*;
+use harness::*;
 use serde_json::Value;
 use tart_backend::jip3::natural::{decode_natural, encode_natural, natural_len};
 use tart_backend::jip3::types::ClosedStream;

@@ -20,9 +20,6 @@ use tart_backend::jip3::types::{CoreCounts, Hash};
 use tart_backend::jip3::{Event, NodeInformation, TimedEvent};
 use tokio::sync::{mpsc, watch};
 
-/// How long the screen may take to show something: generous, the machine is shared.
-const WAIT: Duration = Duration::from_secs(30);
-
 /// The dashboard as `tart-dash` runs it, with a `TestBackend` for a terminal.
 struct Dash {
     app: App,

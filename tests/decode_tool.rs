@@ -1,9 +1,9 @@
 //! The `decode` tool's library function on captures: the stream vector, a malformed frame in the
 //! middle, and framing errors that end the run.
 
-mod common;
+mod harness;
 
-use common::*;
+use harness::*;
 use serde_json::Value;
 use tart_backend::decode_tool::{run, DecodeSummary};
 use tart_backend::jip3::codec::DEFAULT_MAX_FRAME;

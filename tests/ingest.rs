@@ -16,8 +16,6 @@ use tart_backend::jip3::generate::Generator;
 use tart_backend::jip3::types::HexBytes;
 use tart_backend::jip3::{Event, TimedEvent};
 
-const WAIT: Duration = Duration::from_secs(15);
-
 #[derive(QueryableByName, Debug)]
 struct StoredEvent {
     #[diesel(sql_type = BigInt)]

@@ -16,8 +16,6 @@ use tart_backend::jip3::{
 };
 use tart_backend::sim::gp_version;
 
-const WAIT: std::time::Duration = std::time::Duration::from_secs(15);
-
 /// A node with Peer ID `[seed; 32]` speaking `version`, announcing `params` in `layout`.
 fn node_in(
     seed: u8,

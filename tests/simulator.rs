@@ -16,8 +16,6 @@ use tart_backend::sim::{Params, SimConfig, SimReport, Simulation};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-const WAIT: Duration = Duration::from_secs(20);
-
 /// A simulator run in the background, stopped by `stop`.
 struct Running {
     node_ids: Vec<String>,

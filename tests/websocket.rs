@@ -15,8 +15,6 @@ use tart_backend::jip3::types::Hash;
 use tart_backend::jip3::{Event, TimedEvent};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-const WAIT: Duration = Duration::from_secs(15);
-
 fn best_blocks(first_slot: u32, count: u32) -> Vec<TimedEvent> {
     (first_slot..first_slot + count)
         .map(|slot| TimedEvent {

@@ -1,6 +1,11 @@
 //! Test harness: a throwaway PostgreSQL database per test, a real TART instance on ephemeral
-//! ports in its own thread, and a fake JAM node speaking JIP-3 over a real TCP socket.
+//! ports in its own thread, a fake JAM node speaking JIP-3 over a real TCP socket, and the JIP-3
+//! test vectors ([`vectors`]).
 #![allow(dead_code)] // each test binary uses a different part of the harness
+
+pub mod vectors;
+#[allow(unused_imports)] // the same reason
+pub use vectors::*;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -280,8 +285,9 @@ pub fn jam_now(offset: u64) -> u64 {
     tart_backend::jip3::time::now() + offset
 }
 
-/// How long the API helpers wait for an answer or a WebSocket message.
-const API_WAIT: Duration = Duration::from_secs(15);
+/// How long a test waits for anything to happen (a row, a metric, an answer, a WebSocket
+/// message) before it fails: generous, as the machines are shared and debug builds slow.
+pub const WAIT: Duration = Duration::from_secs(30);
 
 /// GET `path` from the API with a real HTTP client (awc; needs an actix runtime, e.g.
 /// `#[actix_web::test]`): the status and the JSON body.
@@ -300,7 +306,7 @@ pub async fn get(
 ) -> (u16, awc::http::header::HeaderMap, Vec<u8>) {
     let mut request = awc::Client::new()
         .get(format!("http://{api}{path}"))
-        .timeout(API_WAIT);
+        .timeout(WAIT);
     for (name, value) in headers {
         request = request.insert_header((*name, *value));
     }
@@ -359,7 +365,7 @@ pub enum WsIn {
 pub async fn ws_next(ws: &mut impl WsConnection) -> WsIn {
     use futures_util::StreamExt;
     loop {
-        let frame = tokio::time::timeout(API_WAIT, ws.next())
+        let frame = tokio::time::timeout(WAIT, ws.next())
             .await
             .expect("a WebSocket message in time");
         return match frame {

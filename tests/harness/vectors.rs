@@ -1,8 +1,5 @@
-//! Helpers shared by the JIP-3 integration tests: where the shared test vectors live, how to load
-//! them, and how to build framed captures from generated messages.
-
-// Each test crate compiles this module on its own and uses only part of it.
-#![allow(dead_code)]
+//! The JIP-3 test vectors (where they live, how to load them) and framed captures built from
+//! generated messages.
 
 use std::path::PathBuf;
 
