@@ -1,0 +1,88 @@
+//! Networking: peer churn, connections in and out, disconnects, refusals, misbehaving peers,
+//! block announcement streams opened and closed.
+
+use rand::Rng;
+
+use super::super::values::NETWORK_ERRORS;
+use super::super::{Chain, Delay, Flow, Micros, HOP, NOW};
+use crate::jip3::types::*;
+use crate::jip3::Event;
+use crate::jip3::ProtocolVersion;
+
+impl Flow {
+    /// Peer churn: connections in and out, disconnects, the odd refusal or misbehaving peer.
+    pub(in crate::sim::flow) fn plan_peers(&mut self, t0: Micros) {
+        let at = t0 + self.delay(Delay(0.0, 1.0));
+        let peer = self.peer_index();
+        let (peer_id, peer_address) = (self.world.peer_id(peer), self.world.peer_address(peer));
+        let mut chain = Chain::at(at).optional();
+        match self.g.rng.random_range(0..20) {
+            0..=3 => {
+                let (opener, connected) = if self.chance(0.5) {
+                    let connecting = chain.then(NOW, Event::ConnectingIn { peer_address });
+                    let failed = |reason| Event::ConnectInFailed {
+                        connecting_event_id: 0,
+                        reason,
+                    };
+                    let connected = Event::ConnectedIn {
+                        connecting_event_id: 0,
+                        peer_id,
+                    };
+                    let ok = self.outcome(&mut chain, connecting, 5, failed, connected);
+                    (ConnectionSide::Remote, ok)
+                } else {
+                    let connecting = Event::ConnectingOut {
+                        peer_id,
+                        peer_address,
+                    };
+                    let connecting = chain.then(NOW, connecting);
+                    let failed = |reason| Event::ConnectOutFailed {
+                        connecting_event_id: 0,
+                        reason,
+                    };
+                    let connected = Event::ConnectedOut {
+                        connecting_event_id: 0,
+                    };
+                    let ok = self.outcome(&mut chain, connecting, 5, failed, connected);
+                    (ConnectionSide::Local, ok)
+                };
+                if connected {
+                    chain.then(
+                        HOP,
+                        Event::BlockAnnouncementStreamOpened { peer_id, opener },
+                    );
+                }
+            }
+            4 | 5 => {
+                let reason = self.reason(NETWORK_ERRORS);
+                let side = self.side();
+                // Version 1 names the stream by its opened event (60), found when it is sent.
+                let stream = match self.g.version() {
+                    ProtocolVersion::V0 => ClosedStream::Peer(peer_id),
+                    ProtocolVersion::V1 => ClosedStream::OpenedEvent(0),
+                };
+                let closed = Event::BlockAnnouncementStreamClosed {
+                    stream,
+                    closer: side,
+                    reason: reason.clone(),
+                };
+                chain.then(NOW, closed);
+                let disconnected = Event::Disconnected {
+                    peer_id,
+                    terminator: Some(side),
+                    reason,
+                };
+                chain.then(HOP, disconnected);
+            }
+            6 => {
+                chain.then(NOW, Event::ConnectionRefused { peer_address });
+            }
+            7 if self.one_in(4) => {
+                let reason = self.reason(&["invalid block announcement", "invalid ticket"]);
+                chain.then(NOW, Event::PeerMisbehaved { peer_id, reason });
+            }
+            _ => return,
+        }
+        self.push(chain);
+    }
+}
