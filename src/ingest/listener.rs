@@ -1,0 +1,173 @@
+//! Accepts node connections on the telemetry port, enforces the connection cap, starts one
+//! `Connection` actor per socket, and makes sure each node has at most one live connection.
+
+use std::collections::HashMap;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::prelude::*;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::oneshot;
+
+use super::connection::{Close, CloseReason, Connection};
+use super::IngestContext;
+
+pub struct Listener {
+    ingest: Arc<IngestContext>,
+    socket: Option<TcpListener>,
+    accepting: Option<SpawnHandle>,
+    next_connection_id: u64,
+    connections: HashMap<u64, Addr<Connection>>,
+    /// node_id → the connection that currently speaks for it.
+    nodes: HashMap<Arc<str>, u64>,
+    drained: Vec<oneshot::Sender<()>>,
+}
+
+impl Listener {
+    pub fn new(ingest: Arc<IngestContext>, socket: TcpListener) -> Self {
+        Listener {
+            ingest,
+            socket: Some(socket),
+            accepting: None,
+            next_connection_id: 0,
+            connections: HashMap::new(),
+            nodes: HashMap::new(),
+            drained: Vec::new(),
+        }
+    }
+
+    fn update_gauge(&self) {
+        self.ingest
+            .metrics
+            .active_connections
+            .set(self.connections.len() as i64);
+    }
+}
+
+impl Actor for Listener {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        let socket = self.socket.take().expect("started once");
+        let accepts = futures_util::stream::unfold(socket, |socket| async move {
+            let accepted = socket.accept().await;
+            if accepted.is_err() {
+                // E.g. out of file descriptors: give the system a moment instead of spinning.
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Some((accepted, socket))
+        });
+        self.accepting = Some(ctx.add_stream(accepts));
+    }
+}
+
+impl StreamHandler<io::Result<(TcpStream, SocketAddr)>> for Listener {
+    fn handle(&mut self, accepted: io::Result<(TcpStream, SocketAddr)>, ctx: &mut Context<Self>) {
+        let (socket, peer) = match accepted {
+            Ok(pair) => pair,
+            Err(e) => {
+                log::error!("accepting a node connection failed: {e}");
+                return;
+            }
+        };
+        let metrics = &self.ingest.metrics;
+        if self.connections.len() >= self.ingest.config.max_connections {
+            metrics.connections_rejected.inc();
+            log::warn!(
+                "rejecting node connection from {peer}: {} connections open (max_connections)",
+                self.connections.len()
+            );
+            return; // dropping the socket closes it
+        }
+        metrics.connections_total.inc();
+        let id = self.next_connection_id;
+        self.next_connection_id += 1;
+        let connection =
+            Connection::new(self.ingest.clone(), ctx.address(), id, peer, socket).start();
+        self.connections.insert(id, connection);
+        self.update_gauge();
+    }
+
+    fn finished(&mut self, _ctx: &mut Context<Self>) {}
+}
+
+/// A connection completed its handshake for `node_id`. Sent by `Connection`.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Register {
+    pub connection_id: u64,
+    pub node_id: Arc<str>,
+}
+
+impl Handler<Register> for Listener {
+    type Result = ();
+
+    fn handle(&mut self, msg: Register, _ctx: &mut Context<Self>) {
+        if let Some(old) = self.nodes.insert(msg.node_id.clone(), msg.connection_id) {
+            if let Some(old_connection) = self.connections.get(&old) {
+                log::info!(
+                    "node {}… connected again; closing its older connection",
+                    &msg.node_id[..12]
+                );
+                old_connection.do_send(Close(CloseReason::Replaced));
+            }
+        }
+    }
+}
+
+/// A connection stopped. Sent by `Connection` when it stops.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Unregister {
+    pub connection_id: u64,
+    pub node_id: Option<Arc<str>>,
+}
+
+impl Handler<Unregister> for Listener {
+    type Result = ();
+
+    fn handle(&mut self, msg: Unregister, _ctx: &mut Context<Self>) {
+        self.connections.remove(&msg.connection_id);
+        if let Some(node_id) = msg.node_id {
+            if self.nodes.get(&node_id) == Some(&msg.connection_id) {
+                self.nodes.remove(&node_id);
+            }
+        }
+        self.update_gauge();
+        if self.connections.is_empty() {
+            for waiter in self.drained.drain(..) {
+                let _ = waiter.send(());
+            }
+        }
+    }
+}
+
+/// Stop accepting and close every node connection; answers once all have stopped (each has
+/// handed its last batch on by then). Sent by the server on shutdown.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct CloseAll;
+
+impl Handler<CloseAll> for Listener {
+    type Result = ResponseFuture<()>;
+
+    fn handle(&mut self, _msg: CloseAll, ctx: &mut Context<Self>) -> Self::Result {
+        if let Some(handle) = self.accepting.take() {
+            ctx.cancel_future(handle);
+        }
+        for connection in self.connections.values() {
+            connection.do_send(Close(CloseReason::Shutdown));
+        }
+        let (done, wait) = oneshot::channel();
+        if self.connections.is_empty() {
+            let _ = done.send(());
+        } else {
+            self.drained.push(done);
+        }
+        Box::pin(async move {
+            let _ = wait.await;
+        })
+    }
+}

@@ -1,0 +1,273 @@
+//! A token bucket per node. Events over the limit are not stored, but never vanish silently: they
+//! are counted per session and node, and each run of them becomes a gap record (which event IDs,
+//! which times, how many).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+use chrono::{DateTime, Utc};
+
+use super::budget::QueueBudget;
+use crate::live::feed::LiveFeed;
+use crate::messages::{EventBatch, EventBatches, IngestEvent, SessionEnded, WriterInbox};
+use crate::metrics::Metrics;
+use crate::store::models::RateLimitGap;
+use crate::store::write::SessionCounts;
+
+/// A gap that stays open this long is written as it stands (a node permanently over its limit
+/// still shows up promptly); the run goes on in a new gap record.
+const GAP_FLUSH_AFTER: Duration = Duration::from_secs(1);
+/// Buckets of nodes silent this long are forgotten (they would be full again anyway).
+const BUCKET_IDLE: Duration = Duration::from_secs(600);
+
+struct Bucket {
+    tokens: f64,
+    refilled_at: Instant,
+}
+
+struct OpenGap {
+    gap: RateLimitGap,
+    opened_at: Instant,
+}
+
+pub struct RateLimiter {
+    per_sec: f64,
+    burst: f64,
+    buckets: HashMap<Arc<str>, Bucket>,
+    /// session_id → the run of rate-limited events not yet written as a gap record.
+    open_gaps: HashMap<i64, OpenGap>,
+    writer: WriterInbox,
+    live: LiveFeed,
+    /// Admitted batches not yet handed to the writer: see [`FlushToWriters`].
+    pending: Vec<EventBatch>,
+    budget: Arc<QueueBudget>,
+    metrics: Arc<Metrics>,
+}
+
+/// Sent by the rate limiter to itself when a batch arrives with nothing pending. It queues behind
+/// the batches already in the mailbox, so everything that arrived in one burst goes to the DB
+/// writer and the broadcaster (both on other threads) as one message each: a cross-thread
+/// wake-up per burst instead of per read, at no added wait.
+#[derive(Message)]
+#[rtype(result = "()")]
+struct FlushToWriters;
+
+impl RateLimiter {
+    /// `per_sec` = 0 turns limiting off.
+    pub fn new(
+        per_sec: u32,
+        burst: u32,
+        writer: WriterInbox,
+        live: LiveFeed,
+        budget: Arc<QueueBudget>,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        RateLimiter {
+            per_sec: f64::from(per_sec),
+            burst: f64::from(burst.max(1)),
+            buckets: HashMap::new(),
+            open_gaps: HashMap::new(),
+            writer,
+            live,
+            pending: Vec::new(),
+            budget,
+            metrics,
+        }
+    }
+
+    /// How many of `wanted` events the bucket admits now (all of them, or the first few: within
+    /// one read the clock does not move, so once one event is refused the rest are too).
+    fn admit(bucket: &mut Bucket, per_sec: f64, burst: f64, now: Instant, wanted: usize) -> usize {
+        let elapsed = now.duration_since(bucket.refilled_at).as_secs_f64();
+        bucket.tokens = (bucket.tokens + elapsed * per_sec).min(burst);
+        bucket.refilled_at = now;
+        let admitted = (bucket.tokens.max(0.0) as usize).min(wanted);
+        bucket.tokens -= admitted as f64;
+        admitted
+    }
+
+    fn extend_gap(&mut self, node_id: &str, session_id: i64, event: &IngestEvent, now: Instant) {
+        let event_id = event.event_id as i64;
+        let time: DateTime<Utc> = event.event_time();
+        let open = self.open_gaps.entry(session_id).or_insert_with(|| OpenGap {
+            gap: RateLimitGap {
+                session_id,
+                first_event_id: event_id,
+                node_id: node_id.to_owned(),
+                last_event_id: event_id,
+                first_timestamp: time,
+                last_timestamp: time,
+                event_count: 0,
+            },
+            opened_at: now,
+        });
+        open.gap.last_event_id = event_id;
+        open.gap.last_timestamp = time;
+        open.gap.event_count += 1;
+    }
+
+    /// Decides a whole read at once: one bucket lookup per batch, and the admitted events stay
+    /// where they are (an event is a few hundred bytes to move).
+    fn limit(&mut self, batch: &mut EventBatch) {
+        if batch.events.is_empty() {
+            return;
+        }
+        let now = Instant::now();
+        let (per_sec, burst) = (self.per_sec, self.burst);
+        let bucket = self.buckets.entry(batch.node_id.clone()).or_insert(Bucket {
+            tokens: burst,
+            refilled_at: now,
+        });
+        let admitted = Self::admit(bucket, per_sec, burst, now, batch.events.len());
+        if admitted > 0 {
+            if let Some(open) = self.open_gaps.remove(&batch.session_id) {
+                batch.gaps.push(open.gap);
+            }
+        }
+        if admitted == batch.events.len() {
+            return;
+        }
+        let refused = batch.events.split_off(admitted);
+        for event in &refused {
+            self.extend_gap(&batch.node_id, batch.session_id, event, now);
+        }
+        batch.counts.rate_limited += refused.len() as i64;
+        self.metrics
+            .events_rate_limited
+            .inc_by(refused.len() as u64);
+        self.budget.release(refused.len());
+    }
+
+    /// Hands the pending batches on. Policy: the writer is never behind by more than the queue
+    /// budget (connections took their permits before sending), so the unbounded do_send cannot
+    /// grow without limit.
+    fn flush(&mut self) {
+        self.live.flush();
+        if self.pending.is_empty() {
+            return;
+        }
+        let handed_at = Instant::now();
+        for batch in self.pending.iter().filter(|b| !b.events.is_empty()) {
+            self.metrics
+                .ingest_latency
+                .observe(handed_at.duration_since(batch.read_at).as_secs_f64());
+        }
+        self.writer.batches.do_send(EventBatches {
+            batches: std::mem::take(&mut self.pending),
+            handed_at,
+        });
+    }
+
+    /// Hands a gap record to the writer on its own, after what is pending (writes stay in order).
+    fn send_gap(&mut self, gap: RateLimitGap) {
+        self.flush();
+        let gap = EventBatch {
+            node_id: gap.node_id.as_str().into(),
+            session_id: gap.session_id,
+            read_at: Instant::now(),
+            events: Vec::new(),
+            counts: SessionCounts::default(),
+            undefined: Vec::new(),
+            gaps: vec![gap],
+        };
+        self.writer.batches.do_send(EventBatches {
+            batches: vec![gap],
+            handed_at: Instant::now(),
+        });
+    }
+
+    /// Writes gaps that have been open a while, so a node that never drops below its limit still
+    /// shows its gaps promptly.
+    fn flush_old_gaps(&mut self) {
+        let now = Instant::now();
+        let old: Vec<i64> = self
+            .open_gaps
+            .iter()
+            .filter(|(_, g)| now.duration_since(g.opened_at) >= GAP_FLUSH_AFTER)
+            .map(|(session, _)| *session)
+            .collect();
+        for session_id in old {
+            if let Some(open) = self.open_gaps.remove(&session_id) {
+                self.send_gap(open.gap);
+            }
+        }
+        self.buckets
+            .retain(|_, b| now.duration_since(b.refilled_at) < BUCKET_IDLE);
+    }
+}
+
+impl Actor for RateLimiter {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        if self.per_sec > 0.0 {
+            ctx.run_interval(GAP_FLUSH_AFTER, |act, _| act.flush_old_gaps());
+        }
+    }
+}
+
+impl Handler<EventBatch> for RateLimiter {
+    type Result = ();
+
+    fn handle(&mut self, mut batch: EventBatch, ctx: &mut Context<Self>) {
+        if self.per_sec > 0.0 {
+            self.limit(&mut batch);
+        }
+        // Every admitted event passes here, before its write: the live stream shows it first.
+        // Policy: never waits; bounded in bytes, shed and counted when the broadcaster is behind.
+        self.live.offer(&batch);
+        if self.pending.is_empty() {
+            ctx.notify(FlushToWriters);
+        }
+        self.pending.push(batch);
+    }
+}
+
+impl Handler<FlushToWriters> for RateLimiter {
+    type Result = ();
+
+    fn handle(&mut self, _: FlushToWriters, _ctx: &mut Context<Self>) {
+        self.flush();
+    }
+}
+
+impl Handler<SessionEnded> for RateLimiter {
+    type Result = ();
+
+    fn handle(&mut self, ended: SessionEnded, _ctx: &mut Context<Self>) {
+        if let Some(open) = self.open_gaps.remove(&ended.session_id) {
+            self.send_gap(open.gap);
+        }
+        // After the session's last batches: the writer records the end in order.
+        self.flush();
+        self.writer.session_ends.do_send(ended);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_read_is_admitted_up_to_the_whole_tokens_in_the_bucket() {
+        let start = Instant::now();
+        let mut bucket = Bucket {
+            tokens: 2.7,
+            refilled_at: start,
+        };
+        assert_eq!(RateLimiter::admit(&mut bucket, 10.0, 50.0, start, 5), 2);
+        assert!((bucket.tokens - 0.7).abs() < 1e-9);
+        assert_eq!(RateLimiter::admit(&mut bucket, 10.0, 50.0, start, 5), 0);
+        // 0.35 s at 10/s refills 3.5 tokens: 4.2 in all, so 4 of 5 pass.
+        let later = start + Duration::from_millis(350);
+        assert_eq!(RateLimiter::admit(&mut bucket, 10.0, 50.0, later, 5), 4);
+        // The bucket never holds more than its burst.
+        let much_later = later + Duration::from_secs(60);
+        assert_eq!(
+            RateLimiter::admit(&mut bucket, 10.0, 50.0, much_later, 80),
+            50
+        );
+    }
+}

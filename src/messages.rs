@@ -1,0 +1,367 @@
+//! What crosses from one wing of the house to another, in one leaf module: each message says
+//! who sends it to whom and when. Wings hold each other only through the [`WriterInbox`] and
+//! [`LiveSessions`] bundles of `Recipient`s below, so each can be tested alone and replaced.
+//!
+//! ```text
+//! ingest (connection → rate_limiter) ──EventBatches, NodeConnected, HandshakeRefused, SessionEnded──▶ persist (writer)
+//!        └── LiveFeed (live's own handle, bounded in bytes) ──▶ live (broadcaster)
+//! api (ws_session) ──Join, SetFilter, Recent, Leave, GetStats──▶ live (broadcaster) ──LiveBatch──▶ api (ws_session)
+//! server ──Drain──▶ persist;  server ──CloseAll──▶ live
+//! ```
+//!
+//! docs/ARCHITECTURE.md walks one frame through all of it.
+
+use std::os::fd::OwnedFd;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use tokio::sync::mpsc;
+
+use crate::jip3::Event;
+use crate::store::models::{NewSession, NodeConnection, RateLimitGap};
+use crate::store::write::SessionCounts;
+
+/// Bookkeeping per queued live event besides its JSON, as the live stream's byte budgets count it.
+const EVENT_OVERHEAD: usize = 128;
+
+/// One event frame on its way from a connection to the database.
+#[derive(Debug, Clone)]
+pub struct IngestEvent {
+    /// Row id, minted before the write (see `store::ids`).
+    pub id: i64,
+    /// The JIP-3 event ID on this connection.
+    pub event_id: u64,
+    /// When the frame was read: the row's `created_at` and partition key.
+    pub received_at: DateTime<Utc>,
+    pub payload: Payload,
+}
+
+#[derive(Debug, Clone)]
+pub enum Payload {
+    Decoded {
+        /// The node's JIP-3 timestamp.
+        timestamp: u64,
+        event: Event,
+        /// The event's JSON form, made once for storage and the live stream.
+        json: Arc<str>,
+    },
+    Failed {
+        raw: Bytes,
+        error: String,
+    },
+}
+
+impl IngestEvent {
+    /// The node's JIP-3 timestamp, read from the first 8 bytes of a frame that failed to decode
+    /// when it has them.
+    pub fn jam_timestamp(&self) -> Option<u64> {
+        match &self.payload {
+            Payload::Decoded { timestamp, .. } => Some(*timestamp),
+            Payload::Failed { raw, .. } => raw
+                .get(..8)
+                .map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes"))),
+        }
+    }
+
+    /// The event's own time, or the receive time when the frame carries none.
+    pub fn event_time(&self) -> DateTime<Utc> {
+        self.jam_timestamp()
+            .map_or(self.received_at, crate::jip3::time::to_datetime)
+    }
+}
+
+/// The events of one read on one node connection, with the session's counter changes.
+///
+/// Sent by `ingest::connection` to `ingest::rate_limiter` after each read (once the budget has
+/// room), and on by the rate limiter to `persist::writer`, inside [`EventBatches`], with the
+/// events it admitted and the gaps it closed.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct EventBatch {
+    pub node_id: Arc<str>,
+    pub session_id: i64,
+    /// When the read that produced these frames completed, for the ingest-latency histogram.
+    pub read_at: Instant,
+    pub events: Vec<IngestEvent>,
+    pub counts: SessionCounts,
+    /// Frames of discriminators JIP-3 does not define, per discriminator (empty, and so not
+    /// allocated, for nearly every batch).
+    pub undefined: Vec<(u8, i64)>,
+    pub gaps: Vec<RateLimitGap>,
+}
+
+/// A node connection ended. Sent by `ingest::connection` when it stops, through the rate limiter
+/// (which closes the session's open gap) to `persist::writer` (which records it in order after
+/// the session's last batch).
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "()")]
+pub struct SessionEnded {
+    pub node_id: Arc<str>,
+    pub session_id: i64,
+    pub at: DateTime<Utc>,
+    pub reason: String,
+}
+
+// ---- ingest → persist, and the server → persist ----
+
+/// A node completed its handshake. Sent by `ingest::connection` to `persist::writer` when the
+/// NodeInformation decoded; recorded in the writer's bookkeeping lane before the session's first
+/// batch can arrive (that travels through the rate limiter).
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct NodeConnected {
+    pub node: NodeConnection,
+    pub session: NewSession,
+}
+
+/// A node's handshake was refused: the session row records who tried and why. Sent by
+/// `ingest::connection` to `persist::writer` when it refuses a NodeInformation (at most 10 a
+/// second); recorded in the bookkeeping lane.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct HandshakeRefused(pub NewSession);
+
+/// Write everything queued, then answer. Sent by the server to `persist::writer` on shutdown,
+/// after the connections have closed and the rate limiter has handed on what it held.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Drain;
+
+/// The batches the rate limiter admitted in one burst, in order. Sent by `ingest::rate_limiter`
+/// to `persist::writer` once per burst of reads (one cross-thread wake-up, not one per read).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct EventBatches {
+    pub batches: Vec<EventBatch>,
+    /// When the rate limiter sent them: the writer's queue wait starts here.
+    pub handed_at: Instant,
+}
+
+/// The writer's inbox as the other wings hold it.
+#[derive(Clone)]
+pub struct WriterInbox {
+    pub batches: Recipient<EventBatches>,
+    pub session_ends: Recipient<SessionEnded>,
+    pub connects: Recipient<NodeConnected>,
+    pub refusals: Recipient<HandshakeRefused>,
+}
+
+// ---- api (ws_session) ↔ live (broadcaster) ----
+
+/// One decoded event as the live stream carries it.
+#[derive(Debug)]
+pub struct LiveEvent {
+    /// The row id: the same one the REST API returns for this event.
+    pub id: i64,
+    pub node_id: Arc<str>,
+    pub event_id: u64,
+    pub discriminator: u8,
+    /// The node's JIP-3 timestamp.
+    pub timestamp: u64,
+    /// The event's externally tagged JSON form, shared with the DB writer's copy.
+    pub json: Arc<str>,
+    /// When the frame was read, for `latency_ms` and the broadcast-latency histogram.
+    pub read_at: Instant,
+}
+
+impl LiveEvent {
+    /// The bytes this event holds in a queue, as the budgets count them.
+    pub fn cost(&self) -> usize {
+        cost_of(&self.json)
+    }
+}
+
+/// The bytes an event of this JSON holds in a live queue.
+pub fn cost_of(json: &str) -> usize {
+    json.len() + EVENT_OVERHEAD
+}
+
+/// Which events a session wants.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Filter {
+    All,
+    Node(String),
+}
+
+impl Filter {
+    pub fn matches(&self, event: &LiveEvent) -> bool {
+        match self {
+            Filter::All => true,
+            Filter::Node(node_id) => *event.node_id == **node_id,
+        }
+    }
+}
+
+/// Events of one publish that match one session's filter, up to [`LIVE_BATCH_EVENTS`]: one queue
+/// item, one wake-up of the session.
+pub type LiveBatch = Vec<Arc<LiveEvent>>;
+
+/// What a session and the broadcaster share.
+pub struct SessionLink {
+    /// Bytes in the session's queue.
+    queued_bytes: AtomicUsize,
+    /// Set by the broadcaster when it drops the session for being too slow.
+    evicted: AtomicBool,
+    /// Set by the session when its actor stops.
+    stopped: AtomicBool,
+    /// When the session's heartbeat last ran, in ms after `created`.
+    alive_ms: AtomicU64,
+    created: Instant,
+    /// A duplicate of the connection's socket descriptor, to shut a frozen session's socket down.
+    socket: Option<Arc<OwnedFd>>,
+}
+
+impl SessionLink {
+    pub fn new(socket: Option<Arc<OwnedFd>>) -> Arc<SessionLink> {
+        Arc::new(SessionLink {
+            queued_bytes: AtomicUsize::new(0),
+            evicted: AtomicBool::new(false),
+            stopped: AtomicBool::new(false),
+            alive_ms: AtomicU64::new(0),
+            created: Instant::now(),
+            socket,
+        })
+    }
+
+    /// The session took `event` off its queue.
+    pub fn took(&self, event: &LiveEvent) {
+        self.queued_bytes.fetch_sub(event.cost(), Ordering::AcqRel);
+    }
+
+    /// The session's actor is running (called from its heartbeat).
+    pub fn mark_alive(&self) {
+        self.alive_ms
+            .store(self.created.elapsed().as_millis() as u64, Ordering::Release);
+    }
+
+    pub fn mark_stopped(&self) {
+        self.stopped.store(true, Ordering::Release);
+    }
+
+    pub fn was_evicted(&self) -> bool {
+        self.evicted.load(Ordering::Acquire)
+    }
+
+    /// The broadcaster dropped the session for being too slow.
+    pub fn mark_evicted(&self) {
+        self.evicted.store(true, Ordering::Release);
+    }
+
+    pub fn has_stopped(&self) -> bool {
+        self.stopped.load(Ordering::Acquire)
+    }
+
+    /// Bytes in the session's queue.
+    pub fn queued_bytes(&self) -> usize {
+        self.queued_bytes.load(Ordering::Acquire)
+    }
+
+    /// The broadcaster queued `bytes` more for the session.
+    pub fn queued(&self, bytes: usize) {
+        self.queued_bytes.fetch_add(bytes, Ordering::AcqRel);
+    }
+
+    /// How long since the session's heartbeat last ran.
+    pub fn since_alive(&self) -> Duration {
+        let alive = Duration::from_millis(self.alive_ms.load(Ordering::Acquire));
+        self.created.elapsed().saturating_sub(alive)
+    }
+
+    /// Shuts the connection's socket down: the HTTP dispatcher then fails its pending write,
+    /// drops the connection, and the session actor stops.
+    pub fn shut_down_socket(&self) {
+        let Some(fd) = &self.socket else {
+            log::warn!(
+                "a frozen WebSocket session has no socket handle; it stays until its peer goes"
+            );
+            return;
+        };
+        // shutdown(2) acts on the socket, which this duplicate descriptor shares.
+        match fd.try_clone().map(std::net::TcpStream::from) {
+            Ok(socket) => {
+                if let Err(e) = socket.shutdown(std::net::Shutdown::Both) {
+                    log::debug!("shutting down a WebSocket socket: {e}");
+                }
+            }
+            Err(e) => log::warn!("cannot shut down a frozen WebSocket session's socket: {e}"),
+        }
+    }
+}
+
+/// Counters shown in the WebSocket `connected` and `stats` messages and in the health check.
+#[derive(Debug, Clone, Serialize, MessageResponse)]
+pub struct BroadcasterStats {
+    pub subscribers: usize,
+    pub total_broadcast: u64,
+    pub events_shed: u64,
+    pub slow_clients_disconnected: u64,
+    pub recent_events: usize,
+}
+
+/// A WebSocket session opened; it starts subscribed to all events. Sent by `api::ws_session` to
+/// `live::broadcaster` when the client's upgrade is accepted; the answer carries its session
+/// number.
+#[derive(Message)]
+#[rtype(result = "JoinAck")]
+pub struct Join {
+    pub queue: mpsc::UnboundedSender<LiveBatch>,
+    pub link: Arc<SessionLink>,
+}
+
+#[derive(MessageResponse)]
+pub struct JoinAck {
+    pub session: u64,
+    pub stats: BroadcasterStats,
+}
+
+/// A session's new filter (`None`: no live events). Sent by `api::ws_session` to the broadcaster
+/// when its client subscribes or unsubscribes.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct SetFilter {
+    pub session: u64,
+    pub filter: Option<Filter>,
+}
+
+/// Up to `limit` of the most recent events, newest first; only one node's if the session
+/// is subscribed to a node. Sent by `api::ws_session` to the broadcaster when its client asks
+/// for recent events.
+#[derive(Message)]
+#[rtype(result = "Vec<Arc<LiveEvent>>")]
+pub struct Recent {
+    pub session: u64,
+    pub limit: usize,
+}
+
+/// A session stopped. Sent by `api::ws_session` to the broadcaster when its actor stops.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Leave {
+    pub session: u64,
+}
+
+/// Sent by a WebSocket session (and the health check) to the broadcaster for its counters.
+#[derive(Message)]
+#[rtype(result = "BroadcasterStats")]
+pub struct GetStats;
+
+/// Closes every session (each sends its client a "going away" close frame). Sent by the server
+/// to the broadcaster on shutdown.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct CloseAll;
+
+/// The broadcaster as the API holds it: what a WebSocket session and the health check send it.
+#[derive(Clone)]
+pub struct LiveSessions {
+    pub join: Recipient<Join>,
+    pub set_filter: Recipient<SetFilter>,
+    pub recent: Recipient<Recent>,
+    pub leave: Recipient<Leave>,
+    pub stats: Recipient<GetStats>,
+}
