@@ -1,18 +1,30 @@
 //! TART: the telemetry backend for JAM networks.
 //!
-//! One frame's path through the crate: [`actors::listener`] accepts a node's TCP connection and
-//! starts an [`actors::connection`] actor, which frames and decodes with [`jip3`] and hands each
-//! read's events to [`actors::rate_limiter`]; admitted events go to [`actors::db_writer`], which
-//! batches them into [`store`] (PostgreSQL through diesel-async).
+//! The house, along one frame's path (docs/ARCHITECTURE.md walks it hop by hop):
+//! - [`jip3`]: the wire protocol, pure: framing, naturals, NodeInformation, the 115 events;
+//! - [`ingest`]: the node side: [`ingest::listener`] accepts a node's TCP connection and starts an
+//!   [`ingest::connection`] actor, which frames and decodes with [`jip3`] and hands each read's
+//!   events to [`ingest::rate_limiter`];
+//! - [`persist`]: the database side: [`persist::writer`] batches what was admitted into [`store`]
+//!   (PostgreSQL through diesel-async);
+//! - [`live`]: the browser side: [`live::broadcaster`] fans the events out to the WebSocket
+//!   sessions of [`api`];
+//! - [`messages`]: what crosses between those wings, and nothing else;
+//! - [`api`], [`dash`], [`sim`], [`decode_tool`]: the REST API and WebSocket, the terminal
+//!   dashboard, the node simulator and the capture decoder.
 
-pub mod actors;
 pub mod api;
 pub mod config;
 pub mod dash;
 pub mod decode_tool;
+pub mod ingest;
 pub mod jip3;
+pub mod live;
 pub mod log_throttle;
+pub mod messages;
 pub mod metrics;
+pub mod persist;
 pub mod server;
 pub mod sim;
 pub mod store;
+pub mod time;

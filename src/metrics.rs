@@ -19,6 +19,7 @@ pub struct Metrics {
     pub handshakes: IntCounterVec,
     pub handshakes_refused: IntCounterVec,
     pub handshakes_refused_unrecorded: IntCounter,
+    pub bookkeeping_set_aside: IntCounterVec,
     pub protocol_versions_refused: IntCounterVec,
     pub unknown_params_layouts: IntCounter,
     pub decode_failures: IntCounter,
@@ -127,6 +128,13 @@ impl Metrics {
                 "telemetry_handshakes_refused_unrecorded_total",
                 "Refused handshakes past the 10 per second recorded as session rows (counted \
                  above, logged at debug level only)",
+            ),
+            bookkeeping_set_aside: counter_vec(
+                "telemetry_bookkeeping_set_aside_total",
+                "Node bookkeeping the writer set aside to stay bounded while the database was \
+                 down: short sessions that started and ended meanwhile (kind=session) and refusal \
+                 records (kind=refusal); each node's newest connection is always kept",
+                "kind",
             ),
             protocol_versions_refused: counter_vec(
                 "telemetry_protocol_versions_refused_total",

@@ -1,5 +1,5 @@
 //! Starting and stopping a whole TART instance inside an actix `System`: database preparation,
-//! the actors of the ingest path and the live stream, the telemetry listener and the HTTP API.
+//! the ingest, persist and live wings, the telemetry listener and the HTTP API.
 //! `main` and the tests both use this.
 
 use std::net::SocketAddr;
@@ -10,15 +10,16 @@ use actix::prelude::*;
 use thiserror::Error;
 use tokio::net::TcpListener;
 
-use crate::actors::broadcaster::{self, Broadcaster};
-use crate::actors::budget::QueueBudget;
-use crate::actors::db_writer::{DbWriter, Drain};
-use crate::actors::listener::{CloseAll, Listener};
-use crate::actors::rate_limiter::RateLimiter;
-use crate::actors::IngestContext;
 use crate::api::{self, ApiContext, HttpApi};
 use crate::config::{redact_url, Config};
+use crate::ingest::budget::QueueBudget;
+use crate::ingest::listener::{CloseAll, Listener};
+use crate::ingest::rate_limiter::RateLimiter;
+use crate::ingest::IngestContext;
+use crate::live::broadcaster::{self, Broadcaster};
+use crate::messages::{self, Drain};
 use crate::metrics::Metrics;
+use crate::persist::writer::{self, DbWriter};
 use crate::store::{self, ids::IdAllocator, partitions, StoreError};
 
 /// How often partitions are created ahead and expired ones dropped.
@@ -115,7 +116,7 @@ impl Server {
         let rate_limiter = RateLimiter::new(
             config.rate_limit_per_sec,
             config.rate_limit_burst,
-            db_writer.clone(),
+            writer::inbox_of(&db_writer),
             live_feed,
             budget.clone(),
             metrics.clone(),
@@ -138,7 +139,7 @@ impl Server {
             ids,
             budget: budget.clone(),
             rate_limiter,
-            db_writer: db_writer.clone(),
+            writer: writer::inbox_of(&db_writer),
             refusal_records: Default::default(),
         });
         let listener = Listener::new(ingest, socket).start();
@@ -149,7 +150,7 @@ impl Server {
             ApiContext {
                 config: config.clone(),
                 metrics: metrics.clone(),
-                broadcaster: broadcaster.clone(),
+                live: broadcaster::sessions_of(&broadcaster),
                 stats: api::stats::StatsCache::default(),
                 started_at,
             },
@@ -185,7 +186,7 @@ impl Server {
         let broadcaster = self.broadcaster.clone();
         let http = &self.http;
         let drain = async move {
-            let _ = broadcaster.send(broadcaster::CloseAll).await;
+            let _ = broadcaster.send(messages::CloseAll).await;
             http.stop().await;
             let _ = listener.send(CloseAll).await;
             let _ = db_writer.send(Drain).await;

@@ -285,9 +285,9 @@ async fn nul_characters_in_strings_are_stored_as_replacement_characters() {
 async fn a_row_the_database_refuses_is_isolated_and_kept_as_a_failure() {
     use actix::Actor;
     use std::sync::Arc;
-    use tart_backend::actors::budget::QueueBudget;
-    use tart_backend::actors::db_writer::{DbWriter, Drain};
-    use tart_backend::actors::{EventBatch, IngestEvent, Payload};
+    use tart_backend::ingest::budget::QueueBudget;
+    use tart_backend::messages::{Drain, EventBatch, IngestEvent, Payload};
+    use tart_backend::persist::writer::DbWriter;
 
     let db = TestDb::new();
     let config = test_config(&db);

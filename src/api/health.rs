@@ -7,8 +7,9 @@ use actix_web::{web, HttpResponse};
 use serde::Serialize;
 use serde_json::json;
 
-use super::{now, ApiContext, ApiPool};
-use crate::actors::broadcaster::GetStats;
+use super::{ApiContext, ApiPool};
+use crate::messages::GetStats;
+use crate::time::now;
 
 /// A database round trip slower than this makes the database `degraded`.
 const SLOW_DATABASE: Duration = Duration::from_millis(500);
@@ -90,7 +91,7 @@ async fn check_database(pool: &ApiPool) -> (Status, serde_json::Value) {
 /// The broadcaster answering proves it runs; without it only the live stream is down, so that
 /// is `degraded`.
 async fn check_broadcaster(api: &ApiContext) -> (Status, serde_json::Value) {
-    match tokio::time::timeout(CHECK_TIMEOUT, api.broadcaster.send(GetStats)).await {
+    match tokio::time::timeout(CHECK_TIMEOUT, api.live.stats.send(GetStats)).await {
         Ok(Ok(stats)) => (
             Status::Healthy,
             json!({

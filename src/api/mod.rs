@@ -10,6 +10,7 @@ pub mod health;
 pub mod rest;
 pub mod stats;
 pub mod ws;
+pub mod ws_session;
 
 use std::fmt;
 use std::future::Future;
@@ -17,17 +18,15 @@ use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use actix::Addr;
 use actix_cors::Cors;
 use actix_web::body::{BoxBody, EitherBody, MessageBody};
 use actix_web::dev::{ServerHandle, ServiceResponse};
 use actix_web::http::{header, StatusCode};
 use actix_web::middleware::{ErrorHandlerResponse, ErrorHandlers};
 use actix_web::{web, App, HttpResponse, HttpServer, ResponseError};
-use chrono::{DateTime, SecondsFormat, Utc};
 
-use crate::actors::broadcaster::Broadcaster;
 use crate::config::Config;
+use crate::messages::LiveSessions;
 use crate::metrics::Metrics;
 use crate::store::{queries, Pool, StoreError};
 
@@ -40,7 +39,8 @@ const HTTP_SHUTDOWN_GRACE: u64 = 5;
 pub struct ApiContext {
     pub config: Arc<Config>,
     pub metrics: Arc<Metrics>,
-    pub broadcaster: Addr<Broadcaster>,
+    /// The live wing, as WebSocket sessions and the health check talk to it.
+    pub live: LiveSessions,
     pub stats: stats::StatsCache,
     pub started_at: Instant,
 }
@@ -263,34 +263,6 @@ pub fn parse_node_id(text: &str) -> Result<String, ApiError> {
         Err(ApiError::bad_request(format!(
             "invalid node_id `{text}`: expected 64 hexadecimal characters"
         )))
-    }
-}
-
-/// The current time as the API writes times: RFC 3339, UTC, microseconds.
-pub fn now() -> String {
-    rfc3339::format(&Utc::now())
-}
-
-/// Serde helpers writing times as [`now`] does.
-pub mod rfc3339 {
-    use super::*;
-
-    pub fn format(time: &DateTime<Utc>) -> String {
-        time.to_rfc3339_opts(SecondsFormat::Micros, true)
-    }
-
-    pub fn serialize<S: serde::Serializer>(time: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&format(time))
-    }
-
-    pub fn option<S: serde::Serializer>(
-        time: &Option<DateTime<Utc>>,
-        s: S,
-    ) -> Result<S::Ok, S::Error> {
-        match time {
-            Some(t) => serialize(t, s),
-            None => s.serialize_none(),
-        }
     }
 }
 

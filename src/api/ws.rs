@@ -8,13 +8,13 @@ use actix_web::dev::Extensions;
 use actix_web::{web, HttpRequest, HttpResponse};
 use actix_web_actors::ws;
 
+use super::ws_session::WsSession;
 use super::{ApiContext, ApiPool};
-use crate::actors::broadcaster::SessionLink;
-use crate::actors::ws_session::WsSession;
+use crate::messages::SessionLink;
 
 /// A duplicate of an HTTP connection's socket descriptor, kept with the connection so that a
 /// WebSocket session frozen on a full socket can be shut down from outside (see
-/// `actors::broadcaster`).
+/// `live::broadcaster`).
 struct ConnectionSocket(Arc<OwnedFd>);
 
 /// Runs for every accepted HTTP connection (`HttpServer::on_connect`).

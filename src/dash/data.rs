@@ -1,5 +1,5 @@
 //! What the dashboard reads from TART, as the REST API and the WebSocket write it (see
-//! `api::rest`, `api::health` and `actors::ws_session`). Only the fields the dashboard shows;
+//! `api::rest`, `api::health` and `api::ws_session`). Only the fields the dashboard shows;
 //! everything else in the JSON is ignored, so a newer server with more fields still works.
 
 use chrono::{DateTime, Utc};

@@ -1,6 +1,6 @@
 //! JIP-3 timestamps are microseconds since the JAM Common Era, 2025-01-01 12:00:00 UTC.
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Utc};
 
 /// The JAM Common Era in Unix microseconds.
 pub const JAM_EPOCH_UNIX_MICROS: i64 = 1_735_732_800_000_000;
@@ -16,7 +16,7 @@ pub fn to_datetime(jam_micros: u64) -> DateTime<Utc> {
 
 /// RFC 3339 with microseconds, as the API and the `decode` tool print times.
 pub fn to_rfc3339(jam_micros: u64) -> String {
-    to_datetime(jam_micros).to_rfc3339_opts(SecondsFormat::Micros, true)
+    crate::time::format(&to_datetime(jam_micros))
 }
 
 /// The JIP-3 timestamp of a wall-clock time (0 for times before the JAM Common Era).

@@ -21,9 +21,9 @@ use serde::Serialize;
 
 use super::schema::{node_status, nodes};
 use super::{Pool, StoreError};
-use crate::api::rfc3339;
 use crate::jip3::types::{to_hex, HexBytes};
 use crate::jip3::{JamParams, ParamsLayout};
+use crate::time::rfc3339;
 
 /// How long an API request waits for a pooled connection: a health check must answer promptly
 /// when the database is down.

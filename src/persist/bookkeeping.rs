@@ -1,0 +1,246 @@
+//! The writer's bookkeeping lane: node connections, refused handshakes, session ends and the
+//! rolled-up counters, written serially in the order they happened, one transaction per turn.
+//!
+//! The lane is bounded. While the database is down it only grows, and a node reconnecting in a
+//! loop adds two operations a connection; past [`LANE_LIMIT`] operations the lane is compacted:
+//! a session that both started and ended while queued, and is not its node's newest, is set aside
+//! (its node row still comes from the node's newest connection, so the last state of each node is
+//! written when the database is back), and then the oldest refusal records. What is set aside is
+//! counted; the events of those sessions are stored as usual.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+
+use diesel_async::AsyncConnection;
+
+use crate::messages::{NodeConnected, SessionEnded};
+use crate::store::models::NewSession;
+use crate::store::write::{self, Rollup};
+use crate::store::{Pool, StoreError};
+
+/// Operations the lane holds before it is compacted: at about 600 bytes each (a node row and a
+/// session row), a few megabytes.
+pub const LANE_LIMIT: usize = 10_000;
+
+/// Work of the serial lane.
+pub enum MetaOp {
+    Connect(Box<NodeConnected>),
+    Refused(Box<NewSession>),
+    Disconnect(SessionEnded),
+    Rollup(Rollup),
+}
+
+/// What one compaction set aside.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct SetAside {
+    pub sessions: u64,
+    pub refusals: u64,
+}
+
+/// The queued operations of the lane, in order.
+pub struct Bookkeeping {
+    ops: VecDeque<MetaOp>,
+    limit: usize,
+}
+
+impl Bookkeeping {
+    pub fn new(limit: usize) -> Self {
+        Bookkeeping {
+            ops: VecDeque::new(),
+            limit,
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ops.is_empty()
+    }
+
+    pub fn len(&self) -> usize {
+        self.ops.len()
+    }
+
+    /// Queues `op`, compacting the lane if it is over its limit.
+    pub fn push(&mut self, op: MetaOp) -> SetAside {
+        self.ops.push_back(op);
+        if self.ops.len() > self.limit {
+            self.compact()
+        } else {
+            SetAside::default()
+        }
+    }
+
+    /// Everything queued, to run in one transaction.
+    pub fn take_all(&mut self) -> Vec<MetaOp> {
+        self.ops.drain(..).collect()
+    }
+
+    /// Ops whose transaction failed go back to the front, in order, before anything newer.
+    pub fn put_back(&mut self, ops: Vec<MetaOp>) {
+        for op in ops.into_iter().rev() {
+            self.ops.push_front(op);
+        }
+    }
+
+    fn compact(&mut self) -> SetAside {
+        let mut newest: HashMap<&str, i64> = HashMap::new();
+        let mut ended: HashSet<i64> = HashSet::new();
+        for op in &self.ops {
+            match op {
+                MetaOp::Connect(c) => {
+                    newest.insert(c.node.node_id.as_str(), c.session.session_id);
+                }
+                MetaOp::Disconnect(e) => {
+                    ended.insert(e.session_id);
+                }
+                _ => {}
+            }
+        }
+        let mut set_aside: HashSet<i64> = HashSet::new();
+        for op in &self.ops {
+            if let MetaOp::Connect(c) = op {
+                let session = c.session.session_id;
+                if ended.contains(&session) && newest[c.node.node_id.as_str()] != session {
+                    set_aside.insert(session);
+                }
+            }
+        }
+        self.ops.retain(|op| match op {
+            MetaOp::Connect(c) => !set_aside.contains(&c.session.session_id),
+            MetaOp::Disconnect(e) => !set_aside.contains(&e.session_id),
+            _ => true,
+        });
+        let mut refusals = 0;
+        while self.ops.len() > self.limit {
+            let Some(oldest) = self
+                .ops
+                .iter()
+                .position(|op| matches!(op, MetaOp::Refused(_)))
+            else {
+                break;
+            };
+            self.ops.remove(oldest);
+            refusals += 1;
+        }
+        SetAside {
+            sessions: set_aside.len() as u64,
+            refusals,
+        }
+    }
+}
+
+/// Runs `ops` in one transaction, in order.
+pub async fn run(pool: &Pool, ops: &[MetaOp]) -> Result<(), StoreError> {
+    let mut conn = pool.get().await?;
+    conn.transaction::<_, diesel::result::Error, _>(async |conn| {
+        for op in ops {
+            match op {
+                MetaOp::Connect(c) => write::record_connect(conn, &c.node, &c.session).await?,
+                MetaOp::Refused(session) => write::record_refused(conn, session).await?,
+                MetaOp::Disconnect(e) => {
+                    write::record_disconnect(conn, &e.node_id, e.session_id, e.at, &e.reason)
+                        .await?
+                }
+                MetaOp::Rollup(rollup) => write::write_rollup(conn, rollup).await?,
+            }
+        }
+        Ok(())
+    })
+    .await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::Utc;
+
+    use super::*;
+    use crate::jip3::generate::{Generate, Generator};
+    use crate::jip3::NodeInformation;
+    use crate::store::models::NodeConnection;
+
+    fn connect(info: &NodeInformation, session_id: i64, note: &str) -> MetaOp {
+        let mut node = NodeConnection::new(info, session_id, None, Utc::now());
+        node.note = note.into();
+        MetaOp::Connect(Box::new(NodeConnected {
+            node,
+            session: NewSession::accepted(info, session_id, None, Utc::now()),
+        }))
+    }
+
+    fn disconnect(info: &NodeInformation, session_id: i64) -> MetaOp {
+        MetaOp::Disconnect(SessionEnded {
+            node_id: info.node_id().into(),
+            session_id,
+            at: Utc::now(),
+            reason: "closed by the node".into(),
+        })
+    }
+
+    /// A long outage with 50 nodes reconnecting in a loop (1,000 connections each): the lane
+    /// stays within its limit, and each node's newest connection, with its newest node row, is
+    /// still there to be written when the database is back.
+    #[test]
+    fn a_long_outage_with_reconnecting_nodes_stays_bounded_and_keeps_each_nodes_last_state() {
+        let limit = 500;
+        let mut lane = Bookkeeping::new(limit);
+        let mut g = Generator::new(1, 2);
+        let nodes: Vec<NodeInformation> =
+            (0..50).map(|_| NodeInformation::generate(&mut g)).collect();
+        let (mut set_aside, mut session) = (SetAside::default(), 0);
+        let mut add = |lane: &mut Bookkeeping, op| {
+            let now = lane.push(op);
+            set_aside.sessions += now.sessions;
+            set_aside.refusals += now.refusals;
+        };
+        for round in 0..1000 {
+            for info in &nodes {
+                session += 1;
+                add(&mut lane, connect(info, session, &format!("round {round}")));
+                if round < 999 {
+                    add(&mut lane, disconnect(info, session));
+                }
+            }
+            let refusal = NewSession::accepted(&nodes[0], -round, None, Utc::now());
+            add(&mut lane, MetaOp::Refused(Box::new(refusal)));
+            assert!(lane.len() <= limit, "round {round}: {} ops", lane.len());
+        }
+        assert_eq!(
+            set_aside.sessions,
+            50 * 1000 - lane_sessions(&lane) as u64,
+            "every session is queued or counted"
+        );
+        assert!(set_aside.refusals > 0);
+        let ops = lane.take_all();
+        for info in &nodes {
+            let last = ops
+                .iter()
+                .filter_map(|op| match op {
+                    MetaOp::Connect(c) if c.node.node_id == info.node_id() => Some(c),
+                    _ => None,
+                })
+                .next_back()
+                .expect("the node's newest connection is kept");
+            assert_eq!(last.node.note, "round 999");
+            assert_eq!(last.node.current_session_id, Some(last.session.session_id));
+        }
+    }
+
+    fn lane_sessions(lane: &Bookkeeping) -> usize {
+        lane.ops
+            .iter()
+            .filter(|op| matches!(op, MetaOp::Connect(_)))
+            .count()
+    }
+
+    #[test]
+    fn failed_ops_go_back_in_front_in_order() {
+        let mut lane = Bookkeeping::new(10);
+        let info = NodeInformation::generate(&mut Generator::new(2, 2));
+        lane.push(connect(&info, 1, "a"));
+        let taken = lane.take_all();
+        lane.push(disconnect(&info, 1));
+        lane.put_back(taken);
+        let ops = lane.take_all();
+        assert!(matches!(ops[0], MetaOp::Connect(_)));
+        assert!(matches!(ops[1], MetaOp::Disconnect(_)));
+    }
+}
