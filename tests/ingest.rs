@@ -323,32 +323,6 @@ async fn a_node_that_sends_no_node_information_is_closed_after_the_timeout() {
 }
 
 #[tokio::test]
-async fn another_protocol_version_is_refused() {
-    let db = TestDb::new();
-    let server = TestServer::start(test_config(&db)).await;
-    let info = node_info(13, 2);
-    let mut body = info.to_bytes();
-    body[0] = 2;
-    let mut node = FakeNode {
-        socket: tokio::net::TcpStream::connect(server.telemetry_addr)
-            .await
-            .unwrap(),
-        info,
-    };
-    node.send_body(&body).await;
-    assert!(node.closed_by_server(WAIT).await);
-    assert_eq!(
-        server.metric("telemetry_connections_closed{reason=\"bad_handshake\"}"),
-        1.0
-    );
-    let conn = &mut db.connect().await;
-    assert_eq!(
-        count(conn, "SELECT count(*) AS n FROM nodes WHERE $1 = $1", "").await,
-        0
-    );
-}
-
-#[tokio::test]
 async fn an_oversized_length_prefix_ends_the_connection_but_keeps_what_came_before() {
     let db = TestDb::new();
     let mut config = test_config(&db);

@@ -267,13 +267,7 @@ async fn a_version_2_node_is_refused_counted_and_recorded() {
     let info = node_info(34, 2);
     let mut body = info.to_bytes();
     body[0] = 2;
-    let mut node = FakeNode {
-        socket: tokio::net::TcpStream::connect(server.telemetry_addr)
-            .await
-            .unwrap(),
-        info,
-    };
-    node.send_body(&body).await;
+    let mut node = FakeNode::connect_sending(server.telemetry_addr, info, &body).await;
     assert!(node.closed_by_server(WAIT).await);
     assert!(
         eventually(WAIT, || async { !sessions(&db).await.is_empty() }).await,
@@ -300,6 +294,10 @@ async fn a_version_2_node_is_refused_counted_and_recorded() {
         server.metric("telemetry_handshakes_refused_total{reason=\"unsupported_version\"}"),
         1.0
     );
+    assert_eq!(
+        server.metric("telemetry_connections_closed{reason=\"bad_handshake\"}"),
+        1.0
+    );
     let conn = &mut db.connect().await;
     assert_eq!(
         count(conn, "SELECT count(*) AS n FROM nodes WHERE $1 = $1", "").await,
@@ -319,13 +317,7 @@ async fn a_node_whose_parameters_fit_no_layout_is_accepted_and_marked() {
     let params_len = info.params.to_bytes().len();
     let mut body = vec![full[0]];
     body.extend_from_slice(&full[1 + params_len..]);
-    let mut node = FakeNode {
-        socket: tokio::net::TcpStream::connect(server.telemetry_addr)
-            .await
-            .unwrap(),
-        info,
-    };
-    node.send_body(&body).await;
+    let mut node = FakeNode::connect_sending(server.telemetry_addr, info, &body).await;
     let mut g = Generator::new(9, 3);
     let status = TimedEvent {
         timestamp: jam_now(0),

@@ -134,7 +134,7 @@ pub async fn run(pool: &Pool, ops: &[MetaOp]) -> Result<(), StoreError> {
         for op in ops {
             match op {
                 MetaOp::Connect(c) => write::record_connect(conn, &c.node, &c.session).await?,
-                MetaOp::Refused(session) => write::record_refused(conn, session).await?,
+                MetaOp::Refused(session) => write::record_session(conn, session).await?,
                 MetaOp::Disconnect(e) => {
                     write::record_disconnect(conn, &e.node_id, e.session_id, e.at, &e.reason)
                         .await?

@@ -424,8 +424,9 @@ pub async fn write_rollup(
     Ok(())
 }
 
-/// Records a refused handshake: a session row without a node.
-pub async fn record_refused(
+/// Records a session row: a connection's (inside [`record_connect`]) or a refused handshake's,
+/// which has no node.
+pub async fn record_session(
     conn: &mut AsyncPgConnection,
     session: &NewSession,
 ) -> Result<(), diesel::result::Error> {
@@ -452,12 +453,7 @@ pub async fn record_connect(
         .set(node)
         .execute(conn)
         .await?;
-    diesel::insert_into(node_sessions::table)
-        .values(session)
-        .on_conflict_do_nothing()
-        .execute(conn)
-        .await?;
-    Ok(())
+    record_session(conn, session).await
 }
 
 /// Records the end of a session. The node is marked disconnected only if this session is still

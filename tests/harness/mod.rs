@@ -198,12 +198,22 @@ pub struct FakeNode {
 impl FakeNode {
     /// Connects and sends NodeInformation.
     pub async fn connect(addr: SocketAddr, info: NodeInformation) -> FakeNode {
+        let body = info.to_bytes();
+        Self::connect_sending(addr, info, &body).await
+    }
+
+    /// Connects as the node `info` describes, but sends `first_body` as its first message (a
+    /// NodeInformation bent out of shape).
+    pub async fn connect_sending(
+        addr: SocketAddr,
+        info: NodeInformation,
+        first_body: &[u8],
+    ) -> FakeNode {
         let mut node = FakeNode {
             socket: TcpStream::connect(addr).await.expect("connect"),
             info,
         };
-        let body = node.info.to_bytes();
-        node.send_body(&body).await;
+        node.send_body(first_body).await;
         node
     }
 
