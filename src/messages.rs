@@ -1,6 +1,7 @@
 //! What crosses from one wing of the house to another, in one leaf module: each message says
-//! who sends it to whom and when. Wings hold each other only through the [`WriterInbox`] and
-//! [`LiveSessions`] bundles of `Recipient`s below, so each can be tested alone and replaced.
+//! who sends it to whom and when. Actor edges between wings go only through the [`WriterInbox`]
+//! and [`LiveSessions`] bundles of `Recipient`s below, so each wing can be tested alone and
+//! replaced.
 //!
 //! ```text
 //! ingest (connection → rate_limiter) ──EventBatches, NodeConnected, HandshakeRefused, SessionEnded──▶ persist (writer)

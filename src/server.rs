@@ -13,7 +13,7 @@ use tokio::net::TcpListener;
 use crate::api::{self, ApiContext, HttpApi};
 use crate::config::{redact_url, Config};
 use crate::ingest::budget::QueueBudget;
-use crate::ingest::listener::{CloseAll, Listener};
+use crate::ingest::listener::{CloseConnections, Listener};
 use crate::ingest::rate_limiter::RateLimiter;
 use crate::ingest::IngestContext;
 use crate::live::broadcaster::{self, Broadcaster};
@@ -188,7 +188,7 @@ impl Server {
         let drain = async move {
             let _ = broadcaster.send(messages::CloseAll).await;
             http.stop().await;
-            let _ = listener.send(CloseAll).await;
+            let _ = listener.send(CloseConnections).await;
             let _ = db_writer.send(Drain).await;
         };
         let result = match tokio::time::timeout(timeout, drain).await {

@@ -286,7 +286,7 @@ async fn a_row_the_database_refuses_is_isolated_and_kept_as_a_failure() {
     use actix::Actor;
     use std::sync::Arc;
     use tart_backend::ingest::budget::QueueBudget;
-    use tart_backend::messages::{Drain, EventBatch, IngestEvent, Payload};
+    use tart_backend::messages::{Drain, EventBatch, EventBatches, IngestEvent, Payload};
     use tart_backend::persist::writer::DbWriter;
 
     let db = TestDb::new();
@@ -327,14 +327,17 @@ async fn a_row_the_database_refuses_is_isolated_and_kept_as_a_failure() {
             budget.acquire(10).await;
             let pool = tart_backend::store::create_pool(&url, 2).await.unwrap();
             let writer = DbWriter::new(pool, &config, budget, metrics.clone()).start();
-            writer.do_send(EventBatch {
-                node_id: "ab".repeat(32).into(),
-                session_id: 7,
-                read_at: std::time::Instant::now(),
-                events: batch_events,
-                counts: Default::default(),
-                undefined: Vec::new(),
-                gaps: Vec::new(),
+            writer.do_send(EventBatches {
+                batches: vec![EventBatch {
+                    node_id: "ab".repeat(32).into(),
+                    session_id: 7,
+                    read_at: std::time::Instant::now(),
+                    events: batch_events,
+                    counts: Default::default(),
+                    undefined: Vec::new(),
+                    gaps: Vec::new(),
+                }],
+                handed_at: std::time::Instant::now(),
             });
             writer.send(Drain).await.unwrap();
             metrics

@@ -148,12 +148,12 @@ impl Handler<Unregister> for Listener {
 /// handed its last batch on by then). Sent by the server on shutdown.
 #[derive(Message)]
 #[rtype(result = "()")]
-pub struct CloseAll;
+pub struct CloseConnections;
 
-impl Handler<CloseAll> for Listener {
+impl Handler<CloseConnections> for Listener {
     type Result = ResponseFuture<()>;
 
-    fn handle(&mut self, _msg: CloseAll, ctx: &mut Context<Self>) -> Self::Result {
+    fn handle(&mut self, _msg: CloseConnections, ctx: &mut Context<Self>) -> Self::Result {
         if let Some(handle) = self.accepting.take() {
             ctx.cancel_future(handle);
         }

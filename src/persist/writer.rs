@@ -190,7 +190,7 @@ impl DbWriter {
         self.metrics
             .batch_write_duration
             .observe(took.as_secs_f64());
-        self.record_success();
+        self.health.succeeded();
         let node_of: HashMap<i64, &Arc<str>> =
             job.iter().map(|b| (b.session_id, &b.node_id)).collect();
         let mut stored = 0;
@@ -215,10 +215,6 @@ impl DbWriter {
         }
         self.pending_events += events;
         self.record_failure(&format!("writing a batch of {events} events"), &error);
-    }
-
-    fn record_success(&mut self) {
-        self.health.succeeded();
     }
 
     fn record_failure(&mut self, what: &str, error: &StoreError) {
@@ -322,10 +318,11 @@ impl DbWriter {
                     if ops.iter().any(|op| matches!(op, MetaOp::Rollup(_))) {
                         act.rollup_queued = false;
                     }
-                    act.record_success();
+                    act.health.succeeded();
                 }
                 Err(e) => {
-                    act.meta.put_back(ops);
+                    let set_aside = act.meta.put_back(ops);
+                    act.note_set_aside(set_aside);
                     act.record_failure("recording node state", &e);
                 }
             }
@@ -617,15 +614,6 @@ impl DbWriter {
         if self.pending_events >= self.settings.batch_size {
             self.pump(ctx, false);
         }
-    }
-}
-
-impl Handler<EventBatch> for DbWriter {
-    type Result = ();
-
-    fn handle(&mut self, batch: EventBatch, ctx: &mut Context<Self>) {
-        self.accept(batch);
-        self.pump_if_full(ctx);
     }
 }
 

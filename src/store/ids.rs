@@ -3,7 +3,7 @@
 //! an event has its id before it reaches the database (the WebSocket shows it first; a retried
 //! write carries it again and deduplicates).
 //!
-//! A run that uses up its generation's 2^40 ids (about 124 days at 100,000 events/s) moves on to
+//! A run that uses up its generation's 2^40 ids (about 127 days at 100,000 events/s) moves on to
 //! a spare generation taken ahead, and takes the next spare in the background: ingest never
 //! waits for the database and never stops. Were the database unreachable for a whole generation,
 //! so that no spare was taken, the run continues in the generation after its own and claims it in
@@ -30,6 +30,8 @@ struct State {
     next: u64,
     /// Taken from the sequence ahead of need; `None` while a refill is outstanding.
     spare: Option<i64>,
+    /// A refill is running: at most one at a time, so no two can race to set `spare`.
+    refilling: bool,
     /// A generation this run uses without having taken it from the sequence.
     unclaimed: Option<i64>,
 }
@@ -76,6 +78,7 @@ impl IdAllocator {
                 generation,
                 next: 0,
                 spare: Some(spare),
+                refilling: false,
                 unclaimed: None,
             })),
             pool: Some(pool.clone()),
@@ -89,6 +92,7 @@ impl IdAllocator {
                 generation,
                 next: 0,
                 spare,
+                refilling: false,
                 unclaimed: None,
             })),
             pool: None,
@@ -108,18 +112,23 @@ impl IdAllocator {
 
     /// Reserves `count` consecutive ids (at most one generation's worth) and returns the first.
     pub fn reserve(&self, count: u64) -> i64 {
-        let mut state = self.state.lock().expect("not poisoned");
-        if state.next + count > GENERATION_IDS {
-            self.next_generation(&mut state);
+        let count = count.min(GENERATION_IDS);
+        let (first, refill) = {
+            let mut state = self.state.lock().expect("not poisoned");
+            let refill = state.next + count > GENERATION_IDS && Self::next_generation(&mut state);
+            let start = state.next;
+            state.next += count;
+            ((state.generation << COUNTER_BITS) + start as i64, refill)
+        };
+        if refill {
+            self.refill();
         }
-        let start = state.next;
-        state.next += count;
-        (state.generation << COUNTER_BITS) + start as i64
+        first
     }
 
-    /// Moves on to the spare (or, without one, to the generation after this one) and starts the
-    /// refill of the spare.
-    fn next_generation(&self, state: &mut State) {
+    /// Moves on to the spare (or, without one, to the generation after this one). Returns
+    /// whether a refill of the spare is to start.
+    fn next_generation(state: &mut State) -> bool {
         let next = match state.spare.take() {
             Some(spare) => spare,
             None => {
@@ -140,25 +149,34 @@ impl IdAllocator {
         );
         state.generation = next;
         state.next = 0;
-        self.refill();
+        !std::mem::replace(&mut state.refilling, true)
     }
 
     /// Takes a new spare in the background, retrying while the database is down.
     fn refill(&self) {
-        let Some(pool) = self.pool.clone() else {
+        let state = self.state.clone();
+        let (Some(pool), Ok(runtime)) = (self.pool.clone(), tokio::runtime::Handle::try_current())
+        else {
+            // No database (tests) or no runtime to run on: the next roll-over takes the
+            // generation after its own.
+            state.lock().expect("not poisoned").refilling = false;
             return;
         };
-        let state = self.state.clone();
-        tokio::spawn(async move {
+        runtime.spawn(async move {
             loop {
                 let claim = state.lock().expect("not poisoned").unclaimed;
                 match take_generation(&pool, claim).await {
                     Ok(spare) => {
                         let mut state = state.lock().expect("not poisoned");
-                        state.spare = Some(spare);
+                        // A sequence value can only be newer than the generation in use, but a
+                        // spare must never be one this run already minted from.
+                        if spare > state.generation {
+                            state.spare = Some(spare);
+                        }
                         if state.unclaimed == claim {
                             state.unclaimed = None;
                         }
+                        state.refilling = false;
                         return;
                     }
                     Err(e) => {
