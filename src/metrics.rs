@@ -20,6 +20,7 @@ pub struct Metrics {
     pub handshakes_refused: IntCounterVec,
     pub handshakes_refused_unrecorded: IntCounter,
     pub bookkeeping_set_aside: IntCounterVec,
+    pub bookkeeping_refused: IntCounterVec,
     pub protocol_versions_refused: IntCounterVec,
     pub unknown_params_layouts: IntCounter,
     pub decode_failures: IntCounter,
@@ -134,6 +135,12 @@ impl Metrics {
                 "Node bookkeeping the writer set aside to stay bounded while the database was \
                  down: short sessions that started and ended meanwhile (kind=session) and refusal \
                  records (kind=refusal); each node's newest connection is always kept",
+                "kind",
+            ),
+            bookkeeping_refused: counter_vec(
+                "telemetry_bookkeeping_refused_total",
+                "Node bookkeeping updates the database refused (not: could not be reached), set \
+                 aside so later ones go on, by kind (connect, refusal, disconnect, rollup)",
                 "kind",
             ),
             protocol_versions_refused: counter_vec(

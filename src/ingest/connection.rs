@@ -303,7 +303,9 @@ impl Connection {
                     EventFrame::Decoded { event, .. } => {
                         match &event.event {
                             Event::Dropped { num_dropped, .. } => {
-                                counts.dropped += *num_dropped as i64;
+                                // A hostile count near 2^64 must not wrap or overflow `bigint`.
+                                let n = i64::try_from(*num_dropped).unwrap_or(i64::MAX);
+                                counts.dropped = counts.dropped.saturating_add(n);
                                 metrics.events_dropped.inc_by(*num_dropped);
                             }
                             Event::Unknown { discriminator, raw } => {

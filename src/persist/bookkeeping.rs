@@ -176,8 +176,69 @@ impl Bookkeeping {
     }
 }
 
-/// Runs `ops` in one transaction, in order.
-pub async fn run(pool: &Pool, ops: &[MetaOp]) -> Result<(), StoreError> {
+/// An operation the database refused (not: could not be reached): set aside, never retried.
+#[derive(Debug)]
+pub struct Refused {
+    pub kind: &'static str,
+    pub error: StoreError,
+}
+
+/// A turn stopped by a database that could not be reached: the first `applied` operations are
+/// written, the rest are to be put back and tried again.
+#[derive(Debug)]
+pub struct Interrupted {
+    pub applied: usize,
+    pub error: StoreError,
+}
+
+impl MetaOp {
+    /// The kind of operation, as log lines and the metric label name it.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            MetaOp::Connect(_) => "connect",
+            MetaOp::Refused(_) => "refusal",
+            MetaOp::Disconnect(_) => "disconnect",
+            MetaOp::Rollup(_) => "rollup",
+        }
+    }
+}
+
+/// True if the database answered and refused the statement, as opposed to not being reached:
+/// running it again would fail again.
+fn refused_by_database(error: &StoreError) -> bool {
+    use diesel::result::{DatabaseErrorKind, Error};
+    matches!(
+        error,
+        StoreError::Query(Error::DatabaseError(kind, _)) if !matches!(kind, DatabaseErrorKind::ClosedConnection)
+    )
+}
+
+/// Runs `ops` in one transaction, in order. If the database refuses it, each operation runs in a
+/// transaction of its own and those it refuses are set aside: one bad update (a counter past
+/// `bigint`, say) must not block every later one for ever.
+pub async fn run(pool: &Pool, ops: &[MetaOp]) -> Result<Vec<Refused>, Interrupted> {
+    match run_together(pool, ops).await {
+        Ok(()) => return Ok(Vec::new()),
+        Err(error) if !refused_by_database(&error) => {
+            return Err(Interrupted { applied: 0, error })
+        }
+        Err(_) => {}
+    }
+    let mut refused = Vec::new();
+    for (i, op) in ops.iter().enumerate() {
+        match run_together(pool, std::slice::from_ref(op)).await {
+            Ok(()) => {}
+            Err(error) if refused_by_database(&error) => refused.push(Refused {
+                kind: op.kind(),
+                error,
+            }),
+            Err(error) => return Err(Interrupted { applied: i, error }),
+        }
+    }
+    Ok(refused)
+}
+
+async fn run_together(pool: &Pool, ops: &[MetaOp]) -> Result<(), StoreError> {
     let mut conn = pool.get().await?;
     conn.transaction::<_, diesel::result::Error, _>(async |conn| {
         for op in ops {

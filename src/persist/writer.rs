@@ -13,7 +13,7 @@ use actix::prelude::*;
 use rand::Rng;
 use tokio::sync::oneshot;
 
-use super::bookkeeping::{self, Bookkeeping, MetaOp, SetAside, LANE_LIMIT};
+use super::bookkeeping::{self, Bookkeeping, Interrupted, MetaOp, Refused, SetAside, LANE_LIMIT};
 use super::health::WriteHealth;
 use crate::config::Config;
 use crate::ingest::budget::QueueBudget;
@@ -58,6 +58,8 @@ pub struct DbWriter {
     health: WriteHealth,
     /// Compactions of the bookkeeping lane are logged at most once per interval.
     set_aside_log: LogThrottle,
+    /// Bookkeeping updates the database refused are logged at most once per interval.
+    refused_log: LogThrottle,
     retry_timer: Option<SpawnHandle>,
     probing: bool,
     draining: bool,
@@ -100,6 +102,7 @@ impl DbWriter {
                 config.breaker_threshold,
             ),
             set_aside_log: LogThrottle::default(),
+            refused_log: LogThrottle::default(),
             retry_timer: None,
             probing: false,
             draining: false,
@@ -246,6 +249,26 @@ impl DbWriter {
         self.pump_meta(ctx);
     }
 
+    /// An operation the database refused: counted, logged (throttled), and not tried again.
+    fn bookkeeping_refused(&mut self, refused: Refused) {
+        self.metrics
+            .bookkeeping_refused
+            .with_label_values(&[refused.kind])
+            .inc();
+        if let Some(left_out) = self.refused_log.hit(Instant::now()) {
+            log::error!(
+                "the database refused a node bookkeeping update ({}), which is set aside so the \
+                 rest goes on: {}{}",
+                refused.kind,
+                refused.error,
+                match left_out {
+                    0 => String::new(),
+                    n => format!(" ({n} more since the last such line)"),
+                }
+            );
+        }
+    }
+
     /// Counts and logs (throttled) what a compaction of the lane set aside.
     fn note_set_aside(&mut self, set_aside: SetAside) {
         if set_aside != SetAside::default() {
@@ -311,20 +334,29 @@ impl DbWriter {
             let result = bookkeeping::run(&pool, &ops).await;
             (ops, result)
         };
-        ctx.spawn(run.into_actor(self).map(|(ops, result), act, ctx| {
+        ctx.spawn(run.into_actor(self).map(|(mut ops, result), act, ctx| {
             act.meta_busy = false;
-            match result {
-                Ok(()) => {
-                    if ops.iter().any(|op| matches!(op, MetaOp::Rollup(_))) {
-                        act.rollup_queued = false;
+            let applied = match result {
+                Ok(refused) => {
+                    for refused in refused {
+                        act.bookkeeping_refused(refused);
                     }
                     act.health.succeeded();
+                    ops.len()
                 }
-                Err(e) => {
-                    let set_aside = act.meta.put_back(ops);
+                Err(Interrupted { applied, error }) => {
+                    let rest = ops.split_off(applied);
+                    let set_aside = act.meta.put_back(rest);
                     act.note_set_aside(set_aside);
-                    act.record_failure("recording node state", &e);
+                    act.record_failure("recording node state", &error);
+                    applied
                 }
+            };
+            if ops[..applied]
+                .iter()
+                .any(|op| matches!(op, MetaOp::Rollup(_)))
+            {
+                act.rollup_queued = false;
             }
             if act.draining {
                 act.queue_rollup();

@@ -198,12 +198,13 @@ pub struct SessionCounts {
 }
 
 impl SessionCounts {
+    /// Saturating: the dropped count comes from the node and can be anything up to i64::MAX.
     pub fn add(&mut self, other: &SessionCounts) {
-        self.received += other.received;
-        self.stored += other.stored;
-        self.rate_limited += other.rate_limited;
-        self.decode_failures += other.decode_failures;
-        self.dropped += other.dropped;
+        self.received = self.received.saturating_add(other.received);
+        self.stored = self.stored.saturating_add(other.stored);
+        self.rate_limited = self.rate_limited.saturating_add(other.rate_limited);
+        self.decode_failures = self.decode_failures.saturating_add(other.decode_failures);
+        self.dropped = self.dropped.saturating_add(other.dropped);
     }
 }
 
@@ -316,13 +317,15 @@ UPDATE nodes SET event_count = nodes.event_count + v.n,
 FROM unnest($1::text[], $2::int8[], $3::timestamptz[]) AS v(node_id, n, seen)
 WHERE nodes.node_id = v.node_id";
 
+/// The dropped count is the node's own word and saturates at the largest `bigint` instead of
+/// failing the whole rollup (a hostile `Dropped` near 2^63 did that, for ever).
 const ROLLUP_SESSIONS: &str = "\
 UPDATE node_sessions s SET
     events_received = s.events_received + v.received,
     events_stored = s.events_stored + v.stored,
     events_rate_limited = s.events_rate_limited + v.rate_limited,
     decode_failures = s.decode_failures + v.failures,
-    events_dropped = s.events_dropped + v.dropped
+    events_dropped = LEAST(s.events_dropped::numeric + v.dropped, 9223372036854775807)::bigint
 FROM unnest($1::int8[], $2::int8[], $3::int8[], $4::int8[], $5::int8[], $6::int8[])
     AS v(session_id, received, stored, rate_limited, failures, dropped)
 WHERE s.session_id = v.session_id";
