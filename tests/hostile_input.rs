@@ -128,3 +128,48 @@ async fn a_bookkeeping_update_the_database_refuses_is_set_aside_and_the_rest_wri
         1.0
     );
 }
+
+/// A second NodeInformation in mid-stream reads, by its first bytes, as a Dropped of a huge
+/// count. It is kept as a failed frame saying what it is, takes one event ID, and the events
+/// after it keep their IDs.
+#[tokio::test]
+async fn a_second_node_information_mid_stream_does_not_shift_event_ids() {
+    let db = TestDb::new();
+    let server = TestServer::start(unlimited_config(&db)).await;
+    let info = node_info(55, 2);
+    let mut node = FakeNode::connect(server.telemetry_addr, info.clone()).await;
+    let best = |slot: u32| TimedEvent {
+        timestamp: jam_now(0),
+        event: Event::BestBlockChanged {
+            slot,
+            header_hash: tart_backend::jip3::types::Hash([5; 32]),
+        },
+    };
+    node.send_events(&[best(1)]).await;
+    node.send_body(&info.to_bytes()).await;
+    node.send_events(&[best(2), best(3)]).await;
+    let id = node.node_id();
+    assert!(
+        eventually_count(
+            &db,
+            WAIT,
+            "SELECT count(*) AS n FROM events WHERE node_id = $1 AND event_id IN (0, 2, 3)",
+            &id,
+            3
+        )
+        .await,
+        "the events after it keep their IDs"
+    );
+    assert!(
+        eventually_count(
+            &db,
+            WAIT,
+            "SELECT count(*) AS n FROM decode_failures WHERE node_id = $1 AND event_id = 1 \
+             AND error LIKE '%second NodeInformation%'",
+            &id,
+            1
+        )
+        .await,
+        "kept as a failed frame that says what it is"
+    );
+}

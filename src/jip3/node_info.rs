@@ -401,6 +401,16 @@ impl NodeInformation {
     /// out the rest differently, so nothing after it can be trusted), then the JAM Parameters
     /// layout that makes the rest parse to the end.
     pub fn parse(body: &[u8]) -> Result<Self, DecodeError> {
+        Self::parse_with(body, true)
+    }
+
+    /// True if `body` is a NodeInformation of a known layout. Cheap enough to ask of a failed
+    /// event frame: it does not search blob lengths.
+    pub fn is_one(body: &[u8]) -> bool {
+        Self::parse_with(body, false).is_ok()
+    }
+
+    fn parse_with(body: &[u8], search_unknown: bool) -> Result<Self, DecodeError> {
         let Some(&version) = body.first() else {
             return Err(DecodeError::Truncated {
                 offset: 0,
@@ -410,7 +420,7 @@ impl NodeInformation {
             .in_field("protocol version"));
         };
         let protocol_version = ProtocolVersion::try_from(version)?;
-        let (params, tail) = Self::find_layout(body)?;
+        let (params, tail) = Self::find_layout(body, search_unknown)?;
         Ok(NodeInformation {
             protocol_version,
             params,
@@ -425,7 +435,7 @@ impl NodeInformation {
         })
     }
 
-    fn find_layout(body: &[u8]) -> Result<(JamParams, Tail), DecodeError> {
+    fn find_layout(body: &[u8], search_unknown: bool) -> Result<(JamParams, Tail), DecodeError> {
         let read_known = |layout: ParamsLayout| -> Result<(JamParams, Tail), DecodeError> {
             let len = layout.encoded_len().expect("a known layout");
             let tail = Tail::read(body, len)?;
@@ -455,11 +465,14 @@ impl NodeInformation {
                 Ok(choice)
             }
             (Err(gp07), Err(gp08)) => {
-                Self::find_unknown_layout(body).ok_or_else(|| DecodeError::NoParamsLayout {
-                    len: body.len(),
-                    gp07: Box::new(gp07),
-                    gp08: Box::new(gp08),
-                })
+                let unknown = search_unknown.then(|| Self::find_unknown_layout(body));
+                unknown
+                    .flatten()
+                    .ok_or_else(|| DecodeError::NoParamsLayout {
+                        len: body.len(),
+                        gp07: Box::new(gp07),
+                        gp08: Box::new(gp08),
+                    })
             }
         }
     }

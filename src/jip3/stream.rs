@@ -86,7 +86,19 @@ impl EventStream {
                 EventFrame::Decoded { event_id, event }
             }
             Err(error) => {
-                self.next_event_id = event_id.wrapping_add(Self::failed_advance(&body));
+                // Its first bytes read as a Dropped of a huge count: it must not shift the IDs.
+                let error = if body.get(EVENT_HEADER_LEN - 1) == Some(&DROPPED)
+                    && NodeInformation::is_one(&body)
+                {
+                    DecodeError::UnexpectedNodeInformation
+                } else {
+                    error
+                };
+                let advance = match error {
+                    DecodeError::UnexpectedNodeInformation => 1,
+                    _ => Self::failed_advance(&body),
+                };
+                self.next_event_id = event_id.wrapping_add(advance);
                 EventFrame::Failed {
                     event_id,
                     raw: body,

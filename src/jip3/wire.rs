@@ -49,6 +49,13 @@ pub enum DecodeError {
         gp07: Box<DecodeError>,
         gp08: Box<DecodeError>,
     },
+    /// A frame after the first that is a whole NodeInformation: a node that started over without
+    /// reconnecting. It is not an event, takes one event ID as any frame does, and changes nothing.
+    #[error(
+        "a second NodeInformation in mid-stream (only the first message of a connection is one); \
+         kept as a failed frame, and the connection goes on as its first NodeInformation said"
+    )]
+    UnexpectedNodeInformation,
     /// A field of NodeInformation failed: which one, and why.
     #[error("{field}: {source}")]
     InField {
