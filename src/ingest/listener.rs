@@ -13,6 +13,7 @@ use tokio::sync::oneshot;
 
 use super::connection::{Close, CloseReason, Connection};
 use super::IngestContext;
+use crate::log_throttle::LogThrottle;
 
 pub struct Listener {
     ingest: Arc<IngestContext>,
@@ -23,6 +24,8 @@ pub struct Listener {
     /// node_id → the connection that currently speaks for it.
     nodes: HashMap<Arc<str>, u64>,
     drained: Vec<oneshot::Sender<()>>,
+    /// Connections over the cap can come at any rate: logged once per interval with a count.
+    rejected_log: LogThrottle,
 }
 
 impl Listener {
@@ -35,6 +38,7 @@ impl Listener {
             connections: HashMap::new(),
             nodes: HashMap::new(),
             drained: Vec::new(),
+            rejected_log: LogThrottle::default(),
         }
     }
 
@@ -75,10 +79,17 @@ impl StreamHandler<io::Result<(TcpStream, SocketAddr)>> for Listener {
         let metrics = &self.ingest.metrics;
         if self.connections.len() >= self.ingest.config.max_connections {
             metrics.connections_rejected.inc();
-            log::warn!(
-                "rejecting node connection from {peer}: {} connections open (max_connections)",
-                self.connections.len()
-            );
+            if let Some(left_out) = self.rejected_log.hit(std::time::Instant::now()) {
+                log::warn!(
+                    "rejecting node connection from {peer}: {} connections open \
+                     (max_connections){}",
+                    self.connections.len(),
+                    match left_out {
+                        0 => String::new(),
+                        n => format!("; {n} more rejected since the last such line"),
+                    }
+                );
+            }
             return; // dropping the socket closes it
         }
         metrics.connections_total.inc();

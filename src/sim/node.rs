@@ -22,6 +22,8 @@ use crate::jip3::NodeInformation;
 const TICK: Duration = Duration::from_millis(40);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);
+/// A session that lasted this long was a real one: the next reconnect starts without waiting.
+const STABLE_SESSION: Duration = Duration::from_secs(5);
 /// On stop, a write under way may finish for this long, so what is counted as sent was sent.
 const STOP_GRACE: Duration = Duration::from_secs(1);
 
@@ -96,12 +98,23 @@ impl Node {
                     continue;
                 }
             };
-            backoff = FIRST_BACKOFF;
             failures = 0;
+            let started = tokio::time::Instant::now();
             match self.session(socket, &stop).await {
                 Ended::Stopped => return,
                 Ended::Lost(why) => {
                     log::warn!("node {}: connection lost ({why}); reconnecting", self.index)
+                }
+            }
+            // A server that accepts and at once closes (it refuses the node) must not be met
+            // with a reconnect loop: only a session that lasted resets the backoff.
+            if started.elapsed() >= STABLE_SESSION {
+                backoff = FIRST_BACKOFF;
+            } else {
+                let wait = backoff.mul_f64(rand::rng().random_range(0.5..1.0));
+                backoff = (backoff * 2).min(self.max_backoff);
+                if !sleep_unless_stopped(wait, &stop).await {
+                    return;
                 }
             }
         }
