@@ -27,6 +27,7 @@ pub struct Config {
     pub api_bind: String,
     pub max_connections: usize,
     pub handshake_timeout_ms: u64,
+    pub idle_timeout_ms: u64,
     pub max_frame_bytes: usize,
     pub rate_limit_per_sec: u32,
     pub rate_limit_burst: u32,
@@ -61,6 +62,7 @@ impl Default for Config {
             api_bind: "0.0.0.0:8080".into(),
             max_connections: 1024,
             handshake_timeout_ms: 10_000,
+            idle_timeout_ms: 60_000,
             max_frame_bytes: crate::jip3::codec::DEFAULT_MAX_FRAME,
             rate_limit_per_sec: 100,
             rate_limit_burst: 1000,
@@ -171,6 +173,7 @@ impl Config {
             ("breaker_probe_ms", self.breaker_probe_ms),
             ("retry_base_ms", self.retry_base_ms),
             ("handshake_timeout_ms", self.handshake_timeout_ms),
+            ("idle_timeout_ms", self.idle_timeout_ms),
         ];
         if let Some((key, _)) = positive.iter().find(|(_, v)| *v == 0) {
             return Err(ConfigError::Invalid(format!("{key} must be above 0")));
@@ -186,6 +189,10 @@ impl Config {
             return Err(ConfigError::Invalid("queue_capacity is too large".into()));
         }
         Ok(())
+    }
+
+    pub fn idle_timeout(&self) -> Duration {
+        Duration::from_millis(self.idle_timeout_ms)
     }
 
     pub fn handshake_timeout(&self) -> Duration {

@@ -173,3 +173,62 @@ async fn a_second_node_information_mid_stream_does_not_shift_event_ids() {
         "kept as a failed frame that says what it is"
     );
 }
+
+/// Connections that complete the handshake and then say nothing cannot hold every slot: after
+/// the idle timeout they are closed (counted by reason), and a real node gets in.
+#[tokio::test]
+async fn idle_connections_holding_every_slot_are_closed_and_a_real_node_gets_in() {
+    let db = TestDb::new();
+    let server = TestServer::start(tart_backend::config::Config {
+        max_connections: 2,
+        idle_timeout_ms: 600,
+        ..unlimited_config(&db)
+    })
+    .await;
+    let mut squatters = Vec::new();
+    for seed in [56, 57] {
+        squatters.push(FakeNode::connect(server.telemetry_addr, node_info(seed, 2)).await);
+    }
+    assert!(
+        eventually(WAIT, || async {
+            server.metric("telemetry_active_connections") == 2.0
+        })
+        .await
+    );
+    let mut early = FakeNode::connect(server.telemetry_addr, node_info(58, 2)).await;
+    assert!(
+        early.closed_by_server(WAIT).await,
+        "no slot while they hold both"
+    );
+    for squatter in &mut squatters {
+        assert!(squatter.closed_by_server(WAIT).await, "closed when idle");
+    }
+    assert_eq!(
+        server.metric("telemetry_connections_closed{reason=\"idle_timeout\"}"),
+        2.0
+    );
+    let mut real = FakeNode::connect(server.telemetry_addr, node_info(59, 2)).await;
+    let status = TimedEvent {
+        timestamp: jam_now(0),
+        event: Event::SyncStatusChanged { synced: true },
+    };
+    // A node that keeps talking stays past the timeout.
+    for _ in 0..8 {
+        real.send_events(std::slice::from_ref(&status)).await;
+        tokio::time::sleep(Duration::from_millis(150)).await;
+    }
+    assert!(
+        !real.closed_by_server(Duration::from_millis(100)).await,
+        "a talking node stays"
+    );
+    assert!(
+        eventually_count(
+            &db,
+            WAIT,
+            "SELECT count(*) AS n FROM events WHERE node_id = $1",
+            &real.node_id(),
+            8
+        )
+        .await
+    );
+}

@@ -38,6 +38,8 @@ const DRAIN_MAX: Duration = Duration::from_secs(2);
 pub enum CloseReason {
     NodeClosed,
     HandshakeTimeout,
+    /// Nothing from the node for `idle_timeout_ms` after its handshake.
+    IdleTimeout,
     BadHandshake(String),
     OversizedFrame(String),
     ReadError(String),
@@ -51,6 +53,7 @@ impl CloseReason {
         match self {
             CloseReason::NodeClosed => "node_closed",
             CloseReason::HandshakeTimeout => "handshake_timeout",
+            CloseReason::IdleTimeout => "idle_timeout",
             CloseReason::BadHandshake(_) => "bad_handshake",
             CloseReason::OversizedFrame(_) => "oversized_frame",
             CloseReason::ReadError(_) => "read_error",
@@ -65,6 +68,7 @@ impl fmt::Display for CloseReason {
         match self {
             CloseReason::NodeClosed => f.write_str("closed by the node"),
             CloseReason::HandshakeTimeout => f.write_str("no NodeInformation in time"),
+            CloseReason::IdleTimeout => f.write_str("nothing sent for the idle timeout"),
             CloseReason::BadHandshake(e) => write!(f, "invalid NodeInformation: {e}"),
             CloseReason::OversizedFrame(e) => write!(f, "framing lost: {e}"),
             CloseReason::ReadError(e) => write!(f, "read error: {e}"),
@@ -136,6 +140,9 @@ pub struct Connection {
     session: Option<Session>,
     close_reason: CloseReason,
     last_read: Instant,
+    /// The last read, or the end of the last wait for queue room: what the idle timeout counts
+    /// from, so time the server held the node back is not held against it.
+    last_activity: Instant,
     draining: bool,
 }
 
@@ -156,6 +163,7 @@ impl Connection {
             session: None,
             close_reason: CloseReason::NodeClosed,
             last_read: Instant::now(),
+            last_activity: Instant::now(),
             draining: false,
         }
     }
@@ -393,6 +401,18 @@ impl Actor for Connection {
         let read_batch = MAX_READ_BATCH.min(self.ingest.budget.capacity());
         // ready_chunks yields every frame already buffered, i.e. all the frames of one read.
         ctx.add_stream(FramedRead::new(socket, codec).ready_chunks(read_batch));
+        let idle_timeout = self.ingest.config.idle_timeout();
+        ctx.run_interval(idle_timeout / 4, move |act, ctx| {
+            if act.session.is_some() && !act.draining && act.last_activity.elapsed() >= idle_timeout
+            {
+                log::info!(
+                    "closing connection from {}: nothing sent for {} ms",
+                    act.peer,
+                    idle_timeout.as_millis()
+                );
+                act.close(CloseReason::IdleTimeout, ctx);
+            }
+        });
         ctx.run_later(self.ingest.config.handshake_timeout(), |act, ctx| {
             if act.session.is_none() {
                 act.ingest
@@ -443,6 +463,7 @@ impl StreamHandler<Vec<Result<Bytes, FrameError>>> for Connection {
     fn handle(&mut self, frames: Vec<Result<Bytes, FrameError>>, ctx: &mut Context<Self>) {
         let read_at = Instant::now();
         self.last_read = read_at;
+        self.last_activity = read_at;
         let mut decoded = Vec::with_capacity(frames.len());
         let mut fatal = None;
         for frame in frames {
@@ -488,6 +509,7 @@ impl StreamHandler<Vec<Result<Bytes, FrameError>>> for Connection {
         // batch is handed on, in the same wait: actix runs queued waits newest first, and
         // stopping abandons a wait that has not finished.
         ctx.wait(hand_on.into_actor(self).map(move |_, act, ctx| {
+            act.last_activity = Instant::now();
             if let Some(reason) = fatal {
                 act.close(reason, ctx);
             }
