@@ -204,13 +204,30 @@ impl MetaOp {
 }
 
 /// True if the database answered and refused the statement, as opposed to not being reached:
-/// running it again would fail again.
-fn refused_by_database(error: &StoreError) -> bool {
+/// running it again would fail again. A lost connection can surface as an error of any kind
+/// ("connection closed", "terminating connection due to administrator command"), so the
+/// database must also still answer a probe.
+async fn refused_by_database(pool: &Pool, error: &StoreError) -> bool {
     use diesel::result::{DatabaseErrorKind, Error};
-    matches!(
-        error,
-        StoreError::Query(Error::DatabaseError(kind, _)) if !matches!(kind, DatabaseErrorKind::ClosedConnection)
-    )
+    let StoreError::Query(Error::DatabaseError(kind, info)) = error else {
+        return false;
+    };
+    let message = info.message();
+    let connection_lost = matches!(kind, DatabaseErrorKind::ClosedConnection)
+        || message.contains("connection closed")
+        || message.contains("terminating connection");
+    !connection_lost && database_answers(pool).await
+}
+
+async fn database_answers(pool: &Pool) -> bool {
+    use diesel_async::RunQueryDsl;
+    match pool.get().await {
+        Ok(mut conn) => diesel::sql_query("SELECT 1")
+            .execute(&mut *conn)
+            .await
+            .is_ok(),
+        Err(_) => false,
+    }
 }
 
 /// Runs `ops` in one transaction, in order. If the database refuses it, each operation runs in a
@@ -219,7 +236,7 @@ fn refused_by_database(error: &StoreError) -> bool {
 pub async fn run(pool: &Pool, ops: &[MetaOp]) -> Result<Vec<Refused>, Interrupted> {
     match run_together(pool, ops).await {
         Ok(()) => return Ok(Vec::new()),
-        Err(error) if !refused_by_database(&error) => {
+        Err(error) if !refused_by_database(pool, &error).await => {
             return Err(Interrupted { applied: 0, error })
         }
         Err(_) => {}
@@ -228,7 +245,7 @@ pub async fn run(pool: &Pool, ops: &[MetaOp]) -> Result<Vec<Refused>, Interrupte
     for (i, op) in ops.iter().enumerate() {
         match run_together(pool, std::slice::from_ref(op)).await {
             Ok(()) => {}
-            Err(error) if refused_by_database(&error) => refused.push(Refused {
+            Err(error) if refused_by_database(pool, &error).await => refused.push(Refused {
                 kind: op.kind(),
                 error,
             }),
