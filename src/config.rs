@@ -29,12 +29,18 @@ pub struct Config {
     pub handshake_timeout_ms: u64,
     pub idle_timeout_ms: u64,
     pub max_frame_bytes: usize,
+    pub max_connections_per_ip: usize,
+    pub handshakes_per_ip_per_sec: u32,
+    pub allowed_networks: String,
+    pub allowed_peer_ids: String,
+    pub expected_genesis: String,
     pub rate_limit_per_sec: u32,
     pub rate_limit_burst: u32,
     pub batch_size: usize,
     pub flush_interval_ms: u64,
     pub pool_size: u32,
     pub queue_capacity: usize,
+    pub queue_bytes: usize,
     pub retry_base_ms: u64,
     pub retry_max_ms: u64,
     pub breaker_threshold: u32,
@@ -45,6 +51,8 @@ pub struct Config {
     pub partitions_ahead_days: u32,
     pub shutdown_timeout_secs: u64,
     pub cors_allowed_origins: String,
+    pub api_token: String,
+    pub api_requests_per_ip_per_sec: u32,
     pub api_workers: usize,
     pub api_pool_size: u32,
     pub broadcast_queue_bytes: usize,
@@ -64,12 +72,18 @@ impl Default for Config {
             handshake_timeout_ms: 10_000,
             idle_timeout_ms: 60_000,
             max_frame_bytes: crate::jip3::codec::DEFAULT_MAX_FRAME,
+            max_connections_per_ip: 0,
+            handshakes_per_ip_per_sec: 100,
+            allowed_networks: String::new(),
+            allowed_peer_ids: String::new(),
+            expected_genesis: String::new(),
             rate_limit_per_sec: 100,
             rate_limit_burst: 1000,
             batch_size: 1000,
             flush_interval_ms: 20,
             pool_size: 4,
             queue_capacity: 100_000,
+            queue_bytes: 256 << 20,
             retry_base_ms: 100,
             retry_max_ms: 5_000,
             breaker_threshold: 5,
@@ -80,6 +94,8 @@ impl Default for Config {
             partitions_ahead_days: 3,
             shutdown_timeout_secs: 30,
             cors_allowed_origins: "*".into(),
+            api_token: String::new(),
+            api_requests_per_ip_per_sec: 100,
             api_workers: 0,
             api_pool_size: 4,
             broadcast_queue_bytes: 32 << 20,
@@ -159,6 +175,7 @@ impl Config {
             ("batch_size", self.batch_size as u64),
             ("pool_size", u64::from(self.pool_size)),
             ("queue_capacity", self.queue_capacity as u64),
+            ("queue_bytes", self.queue_bytes as u64),
             ("max_frame_bytes", self.max_frame_bytes as u64),
             ("flush_interval_ms", self.flush_interval_ms),
             ("rollup_interval_ms", self.rollup_interval_ms),
@@ -188,6 +205,20 @@ impl Config {
         if self.queue_capacity > u32::MAX as usize {
             return Err(ConfigError::Invalid("queue_capacity is too large".into()));
         }
+        // One acquisition takes at most u32::MAX permits.
+        if self.queue_bytes > u32::MAX as usize {
+            return Err(ConfigError::Invalid(
+                "queue_bytes is too large (4 GiB at most)".into(),
+            ));
+        }
+        if self.queue_bytes < self.max_frame_bytes {
+            return Err(ConfigError::Invalid(format!(
+                "queue_bytes ({}) must not be below max_frame_bytes ({}): the queue would hold \
+                 less than one largest frame",
+                self.queue_bytes, self.max_frame_bytes
+            )));
+        }
+        crate::ingest::access::AccessRules::from_config(self)?;
         Ok(())
     }
 

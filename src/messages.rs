@@ -88,12 +88,31 @@ pub struct EventBatch {
     pub session_id: i64,
     /// When the read that produced these frames completed, for the ingest-latency histogram.
     pub read_at: Instant,
+    /// How long the connection waited for queue room before handing the batch on: time the
+    /// server held the node back, which the rate limiter does not charge to the node.
+    pub held_back: Duration,
     pub events: Vec<IngestEvent>,
     pub counts: SessionCounts,
     /// Frames of discriminators JIP-3 does not define, per discriminator (empty, and so not
     /// allocated, for nearly every batch).
     pub undefined: Vec<(u8, i64)>,
     pub gaps: Vec<RateLimitGap>,
+}
+
+impl EventBatch {
+    /// Moves the events from `at` on into a batch of their own; the counts stay with this one.
+    pub fn split_off(&mut self, at: usize) -> EventBatch {
+        EventBatch {
+            node_id: self.node_id.clone(),
+            session_id: self.session_id,
+            read_at: self.read_at,
+            held_back: Duration::ZERO,
+            events: self.events.split_off(at),
+            counts: SessionCounts::default(),
+            undefined: Vec::new(),
+            gaps: Vec::new(),
+        }
+    }
 }
 
 /// A node connection ended. Sent by `ingest::connection` when it stops, through the rate limiter

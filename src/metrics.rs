@@ -10,6 +10,10 @@ pub struct Metrics {
     pub active_connections: IntGauge,
     pub connections_total: IntCounter,
     pub connections_rejected: IntCounter,
+    pub connections_refused: IntCounterVec,
+    pub api_requests_limited: IntCounter,
+    pub api_requests_unauthorized: IntCounter,
+    pub values_out_of_range: IntCounterVec,
     pub connections_closed: IntCounterVec,
     pub events_received: IntCounter,
     pub events_stored: IntCounter,
@@ -25,6 +29,7 @@ pub struct Metrics {
     pub unknown_params_layouts: IntCounter,
     pub decode_failures: IntCounter,
     pub buffer_pending: IntGauge,
+    pub buffer_pending_bytes: IntGauge,
     pub batch_write_duration: Histogram,
     pub batch_write_failures: IntCounter,
     pub circuit_open: IntGauge,
@@ -76,6 +81,38 @@ impl Metrics {
             connections_rejected: counter(
                 "telemetry_connections_rejected",
                 "Node connections closed at once because max_connections were open",
+            ),
+            api_requests_limited: counter(
+                "telemetry_api_requests_limited_total",
+                "HTTP requests answered 429: over api_requests_per_ip_per_sec from one address",
+            ),
+            api_requests_unauthorized: counter(
+                "telemetry_api_requests_unauthorized_total",
+                "HTTP requests answered 401: api_token is set and the request did not carry it",
+            ),
+            values_out_of_range: register(
+                &r,
+                IntCounterVec::new(
+                    Opts::new(
+                        "telemetry_values_out_of_range_total",
+                        "Events with a value TART cannot store as sent, by field: event_id \
+                         (IDs stop at 2^63-1) and timestamp (stored as the latest instant)",
+                    ),
+                    &["field"],
+                )
+                .unwrap(),
+            ),
+            connections_refused: register(
+                &r,
+                IntCounterVec::new(
+                    Opts::new(
+                        "telemetry_connections_refused_total",
+                        "Node connections closed at once by the address rules: \
+                         address_not_allowed, per_ip_limit, handshake_rate",
+                    ),
+                    &["reason"],
+                )
+                .unwrap(),
             ),
             connections_closed: register(
                 &r,
@@ -159,6 +196,11 @@ impl Metrics {
             buffer_pending: gauge(
                 "telemetry_buffer_pending",
                 "Events accepted and not yet written to PostgreSQL",
+            ),
+            buffer_pending_bytes: gauge(
+                "telemetry_buffer_pending_bytes",
+                "Estimated memory held by the events accepted and not yet written (bounded by \
+                 queue_bytes)",
             ),
             batch_write_duration: histogram(
                 "telemetry_batch_write_duration",

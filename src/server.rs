@@ -12,6 +12,7 @@ use tokio::net::TcpListener;
 
 use crate::api::{self, ApiContext, HttpApi};
 use crate::config::{redact_url, Config};
+use crate::ingest::access::AccessRules;
 use crate::ingest::budget::QueueBudget;
 use crate::ingest::listener::{CloseConnections, Listener};
 use crate::ingest::rate_limiter::RateLimiter;
@@ -87,10 +88,7 @@ impl Server {
         let ids = Arc::new(IdAllocator::from_database(&service_pool).await?);
         spawn_partition_upkeep(service_pool, &config);
 
-        let budget = Arc::new(QueueBudget::new(
-            config.queue_capacity,
-            metrics.buffer_pending.clone(),
-        ));
+        let budget = Arc::new(QueueBudget::from_config(&config, &metrics));
 
         // The writer gets a thread of its own: its pool's connections live on that runtime, and
         // encoding batches there leaves the main thread to the sockets and decoding.
@@ -141,6 +139,9 @@ impl Server {
             rate_limiter,
             writer: writer::inbox_of(&db_writer),
             refusal_records: Default::default(),
+            access: AccessRules::from_config(&config)
+                .expect("checked when the configuration loaded"),
+            claims: Default::default(),
         });
         let listener = Listener::new(ingest, socket).start();
         log::info!("telemetry: listening for JAM nodes on {telemetry_addr}");
@@ -153,6 +154,10 @@ impl Server {
                 live: broadcaster::sessions_of(&broadcaster),
                 stats: api::stats::StatsCache::default(),
                 started_at,
+                client_limits: api::guard::ClientLimits::new(
+                    config.api_requests_per_ip_per_sec,
+                    config.api_requests_per_ip_per_sec.saturating_mul(10),
+                ),
             },
         )
         .map_err(|source| StartError::Bind {
@@ -198,7 +203,7 @@ impl Server {
             }
             Err(_) => Err(ShutdownTimedOut {
                 timeout,
-                pending: self.budget.pending(),
+                pending: self.budget.pending().events,
             }),
         };
         self.writer_arbiter.stop();

@@ -132,11 +132,14 @@ async fn rest_endpoints_return_the_documented_shapes_order_and_limits() {
     let (status, _) = get_json(api, &format!("/api/nodes/{}/events", a_id.to_uppercase())).await;
     assert_eq!(status, 200);
 
-    // Stats: authored count, highest best and finalized slots.
+    // Stats: authored count; the best slot at least half the nodes reached (b is at 6), the
+    // highest one, and the finalized slot of the one node that reported any.
     let (status, stats) = get_json(api, "/api/stats").await;
     assert_eq!(status, 200);
     assert_eq!(stats["total_blocks_authored"], 1);
-    assert_eq!(stats["best_block"], 1100);
+    assert_eq!(stats["best_block"], 6);
+    assert_eq!(stats["best_block_highest"], 1100);
+    assert_eq!(stats["reporting_nodes"], 2);
     assert_eq!(stats["finalized_block"], 1090);
 
     // Node details, and errors.
@@ -493,4 +496,163 @@ async fn detailed_health_is_503_when_the_database_is_unreachable() {
     assert!(error["error"].as_str().unwrap().contains("database"));
     // The process itself still answers.
     assert_eq!(get_json(api, "/api/health").await.0, 200);
+}
+
+/// With `api_token` set, every path but the liveness check needs the token, as a bearer header
+/// or (for a browser's WebSocket) in the query; without it the answer is a JSON 401.
+#[actix_web::test]
+async fn a_read_token_guards_everything_but_liveness() {
+    let db = TestDb::new();
+    let server = TestServer::start(Config {
+        api_token: "s3cret".into(),
+        ..test_config(&db)
+    })
+    .await;
+    let api = server.api_addr;
+    for path in [
+        "/api/nodes",
+        "/api/events",
+        "/metrics",
+        "/api/health/detailed",
+    ] {
+        let (status, headers, body) = get(api, path, &[]).await;
+        assert_eq!(status, 401, "{path}");
+        assert_eq!(header(&headers, "www-authenticate"), "Bearer");
+        let error: Value = serde_json::from_slice(&body).unwrap();
+        assert!(
+            error["error"].as_str().unwrap().contains("token"),
+            "{error}"
+        );
+        let (status, _, _) = get(api, path, &[("Authorization", "Bearer wrong")]).await;
+        assert_eq!(status, 401, "{path} with a wrong token");
+        let (status, _, _) = get(api, path, &[("Authorization", "Bearer s3cret")]).await;
+        assert_eq!(status, 200, "{path} with the token");
+    }
+    assert_eq!(
+        get(api, "/api/health", &[]).await.0,
+        200,
+        "liveness stays open"
+    );
+    assert!(awc::Client::new()
+        .ws(format!("ws://{api}/api/ws"))
+        .connect()
+        .await
+        .is_err());
+    let (response, _) = awc::Client::new()
+        .ws(format!("ws://{api}/api/ws?token=s3cret"))
+        .connect()
+        .await
+        .expect("the token in the query opens the WebSocket");
+    assert_eq!(response.status(), 101);
+    assert_eq!(
+        server.metric("telemetry_api_requests_unauthorized_total"),
+        9.0
+    );
+}
+
+/// Sends one raw HTTP GET from the loopback address `source` and returns the status code.
+async fn status_from(source: &str, api: std::net::SocketAddr, path: &str) -> u16 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket
+        .bind(std::net::SocketAddr::new(source.parse().unwrap(), 0))
+        .unwrap();
+    let mut stream = socket.connect(api).await.unwrap();
+    let request = format!("GET {path} HTTP/1.1\r\nHost: tart\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.unwrap();
+    response[9..12].parse().unwrap()
+}
+
+/// One address over `api_requests_per_ip_per_sec` (burst ten times that) is answered 429 with
+/// Retry-After; another address is served meanwhile.
+#[actix_web::test]
+async fn a_client_over_its_request_rate_gets_429_and_others_are_served() {
+    let db = TestDb::new();
+    let server = TestServer::start(Config {
+        api_requests_per_ip_per_sec: 1,
+        ..test_config(&db)
+    })
+    .await;
+    let api = server.api_addr;
+    let mut statuses = Vec::new();
+    for _ in 0..11 {
+        statuses.push(status_from("127.0.0.9", api, "/api/health").await);
+    }
+    assert_eq!(statuses[..10], [200; 10]);
+    assert_eq!(statuses[10], 429);
+    assert_eq!(status_from("127.0.0.10", api, "/api/health").await, 200);
+    assert_eq!(server.metric("telemetry_api_requests_limited_total"), 1.0);
+}
+
+/// 20,000 node rows (as a flood of fabricated handshakes would leave): `/api/nodes` answers a
+/// bounded page quickly, pages and filters work, and 16 parallel calls do not exhaust the pools.
+#[actix_web::test]
+async fn twenty_thousand_fake_nodes_do_not_take_the_api_down() {
+    use diesel::sql_types::Text;
+    use diesel_async::RunQueryDsl;
+    let db = TestDb::new();
+    let server = TestServer::start(test_config(&db)).await;
+    let api = server.api_addr;
+    let real = FakeNode::connect(server.telemetry_addr, node_info(90, 2)).await;
+    let real_id = real.node_id();
+    assert!(
+        eventually_count(
+            &db,
+            WAIT,
+            "SELECT count(*) AS n FROM nodes WHERE node_id = $1",
+            &real_id,
+            1
+        )
+        .await
+    );
+    let conn = &mut db.connect().await;
+    diesel::sql_query(
+        "INSERT INTO nodes SELECT (jsonb_populate_record(t, jsonb_build_object( \
+             'node_id', lpad(to_hex(g), 64, '0'), 'implementation_name', 'fake', \
+             'is_connected', false))).* \
+         FROM nodes t, generate_series(1, 20000) g WHERE t.node_id = $1",
+    )
+    .bind::<Text, _>(&real_id)
+    .execute(conn)
+    .await
+    .unwrap();
+
+    let calls = (0..16).map(|_| get(api, "/api/nodes", &[]));
+    let started = std::time::Instant::now();
+    for (status, _, body) in futures_util::future::join_all(calls).await {
+        assert_eq!(status, 200);
+        let page: Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(page["total"], 20_001);
+        assert_eq!(page["nodes"].as_array().unwrap().len(), 1024);
+        assert_eq!(
+            page["nodes"][0]["node_id"],
+            real_id.as_str(),
+            "connected first"
+        );
+        assert!(
+            body.len() < 2 << 20,
+            "a page is bounded: {} bytes",
+            body.len()
+        );
+    }
+    eprintln!(
+        "16 parallel /api/nodes over 20,001 nodes: {:?}",
+        started.elapsed()
+    );
+    let (status, health) = get_json(api, "/api/health/detailed").await;
+    assert_eq!(status, 200, "{health}");
+
+    let (_, last) = get_json(api, "/api/nodes?limit=10&offset=19995").await;
+    assert_eq!(last["nodes"].as_array().unwrap().len(), 6);
+    let (_, real_only) = get_json(api, "/api/nodes?connected=true").await;
+    assert_eq!(real_only["total"], 1);
+    let (_, fakes) = get_json(api, "/api/nodes?implementation=fake&limit=1").await;
+    assert_eq!(fakes["total"], 20_000);
+    for bad in ["connected=maybe", "limit=-1", "offset=x"] {
+        let (status, error) = get_json(api, &format!("/api/nodes?{bad}")).await;
+        assert_eq!(status, 400, "{bad}: {error}");
+    }
+    drop(real);
 }

@@ -81,7 +81,7 @@ async fn a_bookkeeping_update_the_database_refuses_is_set_aside_and_the_rest_wri
         actix::System::new().block_on(async move {
             tart_backend::store::prepare(&url).await.unwrap();
             let metrics = Arc::new(tart_backend::metrics::Metrics::new());
-            let budget = Arc::new(QueueBudget::new(100, metrics.buffer_pending.clone()));
+            let budget = Arc::new(QueueBudget::from_config(&config, &metrics));
             let pool = tart_backend::store::create_pool(&url, 2).await.unwrap();
             let writer = DbWriter::new(pool, &config, budget, metrics.clone()).start();
             let connected = |info: &tart_backend::jip3::NodeInformation, session_id| {
@@ -231,4 +231,253 @@ async fn idle_connections_holding_every_slot_are_closed_and_a_real_node_gets_in(
         )
         .await
     );
+}
+
+fn best_block(slot: u32) -> TimedEvent {
+    let mut generator = tart_backend::jip3::generate::Generator::new(u64::from(slot), 2);
+    let mut event = Event::generate(11, &mut generator).unwrap();
+    if let Event::BestBlockChanged { slot: s, .. } = &mut event {
+        *s = slot;
+    }
+    TimedEvent {
+        timestamp: jam_now(0),
+        event,
+    }
+}
+
+fn ip(text: &str) -> std::net::IpAddr {
+    text.parse().unwrap()
+}
+
+/// A client on another address sends NodeInformation with a connected node's Peer ID: it is
+/// refused while the real node's connection is alive, the real node stays connected, and
+/// nothing the impostor sends is stored under the node's name.
+#[tokio::test]
+async fn an_impostor_of_a_connected_peer_id_is_refused_and_cannot_write_as_it() {
+    let db = TestDb::new();
+    let server = TestServer::start(unlimited_config(&db)).await;
+    let mut real =
+        FakeNode::connect_from(ip("127.0.0.1"), server.telemetry_addr, node_info(60, 2)).await;
+    let id = real.node_id();
+    real.send_events(&[best_block(100)]).await;
+    assert!(
+        eventually_count(
+            &db,
+            WAIT,
+            "SELECT count(*) AS n FROM events WHERE node_id = $1",
+            &id,
+            1
+        )
+        .await
+    );
+
+    let mut impostor =
+        FakeNode::connect_from(ip("127.0.0.2"), server.telemetry_addr, node_info(60, 2)).await;
+    impostor.send_events(&[best_block(u32::MAX)]).await;
+    assert!(
+        impostor.closed_by_server(WAIT).await,
+        "the impostor is refused"
+    );
+    assert_eq!(
+        server.metric("telemetry_handshakes_refused_total{reason=\"peer_id_in_use\"}"),
+        1.0
+    );
+    real.send_events(&[best_block(101)]).await;
+    assert!(
+        eventually_count(
+            &db,
+            WAIT,
+            "SELECT count(*) AS n FROM events WHERE node_id = $1",
+            &id,
+            2
+        )
+        .await,
+        "the real node is still connected and stored"
+    );
+    assert!(!real.closed_by_server(Duration::from_millis(200)).await);
+    let conn = &mut db.connect().await;
+    assert_eq!(
+        count(
+            conn,
+            "SELECT count(*) AS n FROM blocks WHERE node_id = $1 AND slot = 4294967295",
+            &id
+        )
+        .await,
+        0
+    );
+    assert!(
+        eventually_count(
+            &db,
+            WAIT,
+            "SELECT count(*) AS n FROM node_sessions WHERE claimed_node_id = $1 \
+             AND refusal = 'peer_id_in_use' AND remote_address LIKE '127.0.0.2:%'",
+            &id,
+            1
+        )
+        .await,
+        "the refusal is recorded with who was claimed and from where"
+    );
+    assert_eq!(server.metric("telemetry_bookkeeping_refused_total"), 0.0);
+
+    // The same node reconnecting from its own address replaces its older connection.
+    let mut again =
+        FakeNode::connect_from(ip("127.0.0.1"), server.telemetry_addr, node_info(60, 2)).await;
+    assert!(
+        real.closed_by_server(WAIT).await,
+        "the older connection is replaced"
+    );
+    again.send_events(&[best_block(102)]).await;
+    assert!(
+        eventually_count(
+            &db,
+            WAIT,
+            "SELECT count(*) AS n FROM events WHERE node_id = $1",
+            &id,
+            3
+        )
+        .await
+    );
+}
+
+/// One node reporting a best block far ahead of the others does not become the network's best
+/// block in `/api/stats`; it is listed as an outlier.
+#[actix_web::test]
+async fn a_forged_best_block_does_not_move_the_network_best_block() {
+    let db = TestDb::new();
+    let server = TestServer::start(unlimited_config(&db)).await;
+    let mut nodes = Vec::new();
+    for (seed, slot) in [(61, 500), (62, 501), (63, u32::MAX)] {
+        let mut node = FakeNode::connect(server.telemetry_addr, node_info(seed, 2)).await;
+        node.send_events(&[best_block(slot)]).await;
+        nodes.push(node);
+    }
+    assert!(
+        eventually_count(
+            &db,
+            WAIT,
+            "SELECT count(*) AS n FROM blocks WHERE kind = $1",
+            "best",
+            3
+        )
+        .await
+    );
+    // The stats are cached for 5 s: ask until the snapshot includes all three.
+    assert!(
+        eventually(WAIT, || async {
+            get_json(server.api_addr, "/api/stats").await.1["reporting_nodes"] == 3
+        })
+        .await
+    );
+    let (_, stats) = get_json(server.api_addr, "/api/stats").await;
+    assert_eq!(stats["best_block"], 501, "{stats}");
+    assert_eq!(stats["best_block_highest"], u64::from(u32::MAX), "{stats}");
+    assert_eq!(
+        stats["outliers"][0]["node_id"],
+        nodes[2].node_id(),
+        "{stats}"
+    );
+    assert_eq!(stats["outliers"].as_array().unwrap().len(), 1, "{stats}");
+}
+
+/// The per-address limits: connections beyond `max_connections_per_ip` from one address, and
+/// new connections beyond its handshake rate, are closed at once and counted; another address
+/// is not affected.
+#[tokio::test]
+async fn per_address_limits_close_what_is_over_them() {
+    let db = TestDb::new();
+    let server = TestServer::start(tart_backend::config::Config {
+        max_connections_per_ip: 2,
+        ..unlimited_config(&db)
+    })
+    .await;
+    let addr = server.telemetry_addr;
+    let _first = FakeNode::connect_from(ip("127.0.0.3"), addr, node_info(64, 2)).await;
+    let _second = FakeNode::connect_from(ip("127.0.0.3"), addr, node_info(65, 2)).await;
+    let mut third = FakeNode::connect_from(ip("127.0.0.3"), addr, node_info(66, 2)).await;
+    assert!(third.closed_by_server(WAIT).await);
+    let mut elsewhere = FakeNode::connect_from(ip("127.0.0.4"), addr, node_info(67, 2)).await;
+    assert!(!elsewhere.closed_by_server(Duration::from_millis(300)).await);
+    assert_eq!(
+        server.metric("telemetry_connections_refused_total{reason=\"per_ip_limit\"}"),
+        1.0
+    );
+
+    let db = TestDb::new();
+    let server = TestServer::start(tart_backend::config::Config {
+        handshakes_per_ip_per_sec: 1,
+        max_connections: 4,
+        ..unlimited_config(&db)
+    })
+    .await;
+    let addr = server.telemetry_addr;
+    let mut accepted = Vec::new();
+    for seed in 70..74 {
+        accepted.push(FakeNode::connect_from(ip("127.0.0.5"), addr, node_info(seed, 2)).await);
+    }
+    // Room under the connection cap again, but the burst of 4 (max_connections) is spent.
+    accepted.truncate(2);
+    assert!(
+        eventually(WAIT, || async {
+            server.metric("telemetry_active_connections") == 2.0
+        })
+        .await
+    );
+    let mut over = FakeNode::connect_from(ip("127.0.0.5"), addr, node_info(74, 2)).await;
+    assert!(over.closed_by_server(WAIT).await);
+    assert_eq!(
+        server.metric("telemetry_connections_refused_total{reason=\"handshake_rate\"}"),
+        1.0
+    );
+    for node in &mut accepted {
+        assert!(!node.closed_by_server(Duration::from_millis(100)).await);
+    }
+}
+
+/// The allowlists and the expected genesis: what is not allowed is refused, counted and
+/// recorded; what is allowed is stored.
+#[tokio::test]
+async fn allowlists_and_the_expected_genesis_refuse_other_nodes() {
+    let db = TestDb::new();
+    let allowed = node_info(80, 2);
+    let server = TestServer::start(tart_backend::config::Config {
+        allowed_networks: "127.0.0.6/31".into(),
+        allowed_peer_ids: hex::encode(allowed.peer_id.0),
+        expected_genesis: hex::encode(allowed.genesis_header_hash.0),
+        ..unlimited_config(&db)
+    })
+    .await;
+    let addr = server.telemetry_addr;
+    let mut outside = FakeNode::connect_from(ip("127.0.0.8"), addr, allowed.clone()).await;
+    assert!(outside.closed_by_server(WAIT).await, "address not in range");
+    let mut stranger = FakeNode::connect_from(ip("127.0.0.7"), addr, node_info(81, 2)).await;
+    assert!(stranger.closed_by_server(WAIT).await, "Peer ID not allowed");
+    let mut other_chain = allowed.clone();
+    other_chain.genesis_header_hash.0 = [9; 32];
+    let mut forked = FakeNode::connect_from(ip("127.0.0.7"), addr, other_chain).await;
+    assert!(forked.closed_by_server(WAIT).await, "another genesis");
+    let mut good = FakeNode::connect_from(ip("127.0.0.6"), addr, allowed.clone()).await;
+    good.send_events(&[best_block(1)]).await;
+    assert!(
+        eventually_count(
+            &db,
+            WAIT,
+            "SELECT count(*) AS n FROM events WHERE node_id = $1",
+            &good.node_id(),
+            1
+        )
+        .await
+    );
+    assert_eq!(
+        server.metric("telemetry_connections_refused_total{reason=\"address_not_allowed\"}"),
+        1.0
+    );
+    for reason in ["peer_id_not_allowed", "wrong_genesis"] {
+        assert_eq!(
+            server.metric(&format!(
+                "telemetry_handshakes_refused_total{{reason=\"{reason}\"}}"
+            )),
+            1.0,
+            "{reason}"
+        );
+    }
 }

@@ -136,6 +136,52 @@ async fn a_database_outage_loses_nothing_and_duplicates_nothing() {
     drop(node);
 }
 
+/// A node that sends at a steady rate under its limit through a 60 s outage: the backlog that
+/// reaches the server as one burst when the database is back is the server's doing (it stopped
+/// reading while its queue was full), so none of it is rate-limited.
+#[tokio::test]
+async fn a_long_outage_under_steady_load_stores_everything_and_rate_limits_nothing() {
+    const PER_SEC: u64 = 200;
+    let db = TestDb::new();
+    let mut config = test_config(&db);
+    config.rate_limit_per_sec = 250;
+    config.rate_limit_burst = 250;
+    config.queue_capacity = 2_000;
+    let server = TestServer::start(config).await;
+    let mut node = FakeNode::connect(server.telemetry_addr, node_info(21, 2)).await;
+    let id = node.node_id();
+    let events = block_events(PER_SEC * 75);
+    let sender = tokio::spawn(async move {
+        // 20 events every 100 ms, paced by the clock rather than by the sends.
+        let mut tick = tokio::time::interval(Duration::from_millis(100));
+        for chunk in events.chunks(PER_SEC as usize / 10) {
+            tick.tick().await;
+            node.send_events(chunk).await;
+        }
+        node
+    });
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    set_database_reachable(&db, false).await;
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    assert!(
+        server.metric("telemetry_buffer_pending") >= 2_000.0,
+        "the queue filled during the outage, so the server held the node back"
+    );
+    set_database_reachable(&db, true).await;
+    let node = sender.await.unwrap();
+    let total = (PER_SEC * 75) as i64;
+    assert!(
+        eventually(WAIT, || async {
+            stored_and_distinct(&db, &id).await == (total, total)
+        })
+        .await,
+        "every event stored once: {:?} of {total}",
+        stored_and_distinct(&db, &id).await
+    );
+    assert_eq!(server.metric("telemetry_events_rate_limited"), 0.0);
+    drop(node);
+}
+
 /// The real `tart-backend` binary, started on ephemeral ports against `db`.
 struct Binary {
     child: std::process::Child,
@@ -190,6 +236,104 @@ impl Binary {
     }
 }
 
+/// The peak resident memory of process `pid`, in bytes.
+fn peak_rss(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let kib: u64 = status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmHWM in /proc/<pid>/status");
+    kib << 10
+}
+
+/// 400 frames of 1 MiB (undefined discriminator: each is kept whole, a few MB in memory until
+/// written) sent while the database is down: memory stays within the byte budget, during the
+/// outage and while the backlog is written after it, and every frame is stored.
+#[tokio::test]
+async fn huge_frames_during_an_outage_keep_memory_within_the_byte_budget() {
+    use tokio::io::AsyncWriteExt;
+    const QUEUE_BYTES: u64 = 64 << 20;
+    /// What the server may hold beside the queue, as the README's memory bound states it: the
+    /// live stream's recent events (64 MiB) and its queue (`broadcast_queue_bytes`, 32 MiB),
+    /// three writes in flight with their parameters (~96 MiB), and a baseline of 64 MiB.
+    const ALLOWANCE: u64 = (64 + 32 + 96 + 64) << 20;
+    let db = TestDb::new();
+    let binary = Binary::start(
+        &db,
+        &[
+            "--set",
+            "rate_limit_per_sec=0",
+            "--set",
+            &format!("queue_bytes={QUEUE_BYTES}"),
+        ],
+    );
+    let pid = binary.child.id();
+    let info = node_info(22, 2);
+    let id = info.node_id();
+    let mut socket = tokio::net::TcpStream::connect(binary.telemetry)
+        .await
+        .unwrap();
+    socket
+        .write_all(&tart_backend::jip3::codec::frame(&info.to_bytes()))
+        .await
+        .unwrap();
+    assert!(
+        eventually_count(
+            &db,
+            WAIT,
+            "SELECT count(*) AS n FROM nodes WHERE node_id = $1",
+            &id,
+            1
+        )
+        .await
+    );
+
+    set_database_reachable(&db, false).await;
+    let sender = tokio::spawn(async move {
+        let mut body = vec![0u8; 1 << 20];
+        body[..8].copy_from_slice(&jam_now(0).to_le_bytes());
+        body[8] = 255;
+        let framed = tart_backend::jip3::codec::frame(&body);
+        for _ in 0..400 {
+            socket.write_all(&framed).await.unwrap();
+        }
+        socket
+    });
+    tokio::time::sleep(Duration::from_secs(15)).await;
+    let during = peak_rss(pid);
+    set_database_reachable(&db, true).await;
+    let socket = sender.await.unwrap();
+    assert!(
+        eventually_count(
+            &db,
+            Duration::from_secs(120),
+            "SELECT count(*) AS n FROM events WHERE node_id = $1",
+            &id,
+            400
+        )
+        .await,
+        "all 400 frames stored after the outage"
+    );
+    let after = peak_rss(pid);
+    eprintln!(
+        "peak RSS: {} MiB during the outage, {} MiB after the backlog",
+        during >> 20,
+        after >> 20
+    );
+    let bound = QUEUE_BYTES + ALLOWANCE;
+    assert!(
+        during <= bound,
+        "peak RSS during the outage {during} > {bound}"
+    );
+    assert!(
+        after <= bound,
+        "peak RSS after the backlog {after} > {bound}"
+    );
+    drop(socket);
+    assert!(binary.stop("-TERM").await.success());
+}
+
 #[tokio::test]
 async fn sigterm_writes_everything_sent_and_exits_zero() {
     let db = TestDb::new();
@@ -232,6 +376,47 @@ async fn sigterm_writes_everything_sent_and_exits_zero() {
         .await,
         1
     );
+}
+
+/// SIGKILL after events are stored but before the counters' rollup: at the next start the
+/// session and node counters are recounted from the stored rows.
+#[tokio::test]
+async fn counters_are_reconciled_from_the_stored_rows_after_sigkill() {
+    let db = TestDb::new();
+    // No rollup before the kill: the counters stay at zero while rows are written.
+    let args = [
+        "--set",
+        "rate_limit_per_sec=0",
+        "--set",
+        "rollup_interval_ms=3600000",
+    ];
+    let binary = Binary::start(&db, &args);
+    let mut node = FakeNode::connect(binary.telemetry, node_info(23, 2)).await;
+    let id = node.node_id();
+    node.send_events(&block_events(3_000)).await;
+    assert!(
+        eventually(WAIT, || async {
+            stored_and_distinct(&db, &id).await == (3_000, 3_000)
+        })
+        .await
+    );
+    let conn = &mut db.connect().await;
+    let stored_counter = "SELECT events_stored AS n FROM node_sessions WHERE node_id = $1";
+    assert_eq!(count(conn, stored_counter, &id).await, 0, "no rollup yet");
+    assert!(!binary.stop("-KILL").await.success());
+
+    let binary = Binary::start(&db, &args);
+    assert_eq!(count(conn, stored_counter, &id).await, 3_000);
+    assert_eq!(
+        count(
+            conn,
+            "SELECT event_count AS n FROM nodes WHERE node_id = $1",
+            &id
+        )
+        .await,
+        3_000
+    );
+    assert!(binary.stop("-TERM").await.success());
 }
 
 #[tokio::test]
@@ -323,8 +508,8 @@ async fn a_row_the_database_refuses_is_isolated_and_kept_as_a_failure() {
             .await
             .unwrap();
             let metrics = Arc::new(tart_backend::metrics::Metrics::new());
-            let budget = Arc::new(QueueBudget::new(100, metrics.buffer_pending.clone()));
-            budget.acquire(10).await;
+            let budget = Arc::new(QueueBudget::from_config(&config, &metrics));
+            budget.acquire(&batch_events).await;
             let pool = tart_backend::store::create_pool(&url, 2).await.unwrap();
             let writer = DbWriter::new(pool, &config, budget, metrics.clone()).start();
             writer.do_send(EventBatches {
@@ -332,6 +517,7 @@ async fn a_row_the_database_refuses_is_isolated_and_kept_as_a_failure() {
                     node_id: "ab".repeat(32).into(),
                     session_id: 7,
                     read_at: std::time::Instant::now(),
+                    held_back: Duration::ZERO,
                     events: batch_events,
                     counts: Default::default(),
                     undefined: Vec::new(),

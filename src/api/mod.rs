@@ -6,6 +6,7 @@
 //! pool is not shared. Every error is JSON, `{"error": "..."}`, with its status code.
 
 pub mod client;
+pub mod guard;
 pub mod health;
 pub mod rest;
 pub mod stats;
@@ -43,6 +44,7 @@ pub struct ApiContext {
     pub live: LiveSessions,
     pub stats: stats::StatsCache,
     pub started_at: Instant,
+    pub client_limits: guard::ClientLimits,
 }
 
 /// One worker thread's database pool (see the module comment).
@@ -78,6 +80,7 @@ impl HttpApi {
                 })
                 .app_data(web::QueryConfig::default().error_handler(|e, _| bad_request(e)))
                 .app_data(web::PathConfig::default().error_handler(|e, _| bad_request(e)))
+                .wrap(actix_web::middleware::from_fn(guard::check))
                 .wrap(ErrorHandlers::new().default_handler(json_error_body))
                 .wrap(cors(&config))
                 .configure(routes)
@@ -156,6 +159,14 @@ impl ApiError {
     pub fn not_found(message: impl Into<String>) -> ApiError {
         Self::new(StatusCode::NOT_FOUND, message)
     }
+
+    pub fn unauthorized(message: impl Into<String>) -> ApiError {
+        Self::new(StatusCode::UNAUTHORIZED, message)
+    }
+
+    pub fn too_many_requests(message: impl Into<String>) -> ApiError {
+        Self::new(StatusCode::TOO_MANY_REQUESTS, message)
+    }
 }
 
 impl fmt::Display for ApiError {
@@ -170,7 +181,17 @@ impl ResponseError for ApiError {
     }
 
     fn error_response(&self) -> HttpResponse {
-        HttpResponse::build(self.status).json(serde_json::json!({ "error": self.message }))
+        let mut response = HttpResponse::build(self.status);
+        match self.status {
+            StatusCode::UNAUTHORIZED => {
+                response.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
+            }
+            StatusCode::TOO_MANY_REQUESTS => {
+                response.insert_header((header::RETRY_AFTER, "1"));
+            }
+            _ => {}
+        }
+        response.json(serde_json::json!({ "error": self.message }))
     }
 }
 

@@ -8,18 +8,72 @@ use serde::{Deserialize, Serialize};
 
 use super::{parse_node_id, read, ApiError, ApiPool};
 use crate::jip3::Event;
-use crate::store::queries::{self, EventRow};
+use crate::store::queries::{self, EventRow, NodeFilter};
 
 /// Events returned when `limit` is not given.
 pub const DEFAULT_LIMIT: u64 = 50;
 /// Larger `limit`s are capped to this.
 pub const MAX_LIMIT: u64 = 1000;
 
-/// `GET /api/nodes` → `{"nodes": [...]}`, connected first, then by last seen; each with the
-/// slot of its latest best and finalized block.
-pub async fn nodes(pool: web::Data<ApiPool>) -> Result<HttpResponse, ApiError> {
-    let nodes = read(&pool.0, async |conn| queries::list_nodes(conn).await).await?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "nodes": nodes })))
+/// Nodes listed when `limit` is not given, and at most: JAM's full validator set fits one page.
+pub const NODES_PAGE: u64 = 1024;
+
+#[derive(Deserialize)]
+pub struct NodesQuery {
+    limit: Option<String>,
+    offset: Option<String>,
+    connected: Option<String>,
+    implementation: Option<String>,
+}
+
+impl NodesQuery {
+    fn filter(&self) -> Result<NodeFilter, ApiError> {
+        let connected = match self.connected.as_deref() {
+            None => None,
+            Some("true") => Some(true),
+            Some("false") => Some(false),
+            Some(other) => {
+                return Err(ApiError::bad_request(format!(
+                    "invalid connected `{other}`: expected true or false"
+                )))
+            }
+        };
+        Ok(NodeFilter {
+            connected,
+            implementation: self.implementation.clone(),
+            limit: whole_number("limit", self.limit.as_deref(), NODES_PAGE, NODES_PAGE)?,
+            offset: whole_number("offset", self.offset.as_deref(), 0, i64::MAX as u64)?,
+        })
+    }
+}
+
+/// A query parameter that must be a whole number: `default` when absent, capped at `max`.
+fn whole_number(name: &str, text: Option<&str>, default: u64, max: u64) -> Result<i64, ApiError> {
+    let Some(text) = text else {
+        return Ok(default as i64);
+    };
+    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(ApiError::bad_request(format!(
+            "invalid {name} `{text}`: expected a whole number (at most {max})"
+        )));
+    }
+    // All digits: only too large to parse can fail, and that is capped like any large value.
+    Ok(text.parse::<u64>().unwrap_or(u64::MAX).min(max) as i64)
+}
+
+/// `GET /api/nodes?limit=&offset=&connected=&implementation=` → `{"nodes": [...], "total": N}`,
+/// connected first, then by last seen; each with the slot of its latest best and finalized
+/// block. `total` counts every node the filters select; a page holds at most 1,024.
+pub async fn nodes(
+    query: web::Query<NodesQuery>,
+    pool: web::Data<ApiPool>,
+) -> Result<HttpResponse, ApiError> {
+    let filter = query.filter()?;
+    let (nodes, total) = read(&pool.0, async |conn| {
+        queries::list_nodes(conn, &filter).await
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "nodes": nodes, "total": total })))
 }
 
 /// `GET /api/nodes/{node_id}` → the node with its `node_info` and `latest_status` (null before
@@ -43,16 +97,7 @@ pub struct EventsQuery {
 impl EventsQuery {
     /// `limit`: a whole number, capped at [`MAX_LIMIT`]; anything else is a 400.
     fn limit(&self) -> Result<i64, ApiError> {
-        let Some(text) = self.limit.as_deref() else {
-            return Ok(DEFAULT_LIMIT as i64);
-        };
-        if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(ApiError::bad_request(format!(
-                "invalid limit `{text}`: expected a whole number (at most {MAX_LIMIT} are returned)"
-            )));
-        }
-        // All digits: only too large to parse can fail, and that is capped like any large value.
-        Ok(text.parse::<u64>().unwrap_or(u64::MAX).min(MAX_LIMIT) as i64)
+        whole_number("limit", self.limit.as_deref(), DEFAULT_LIMIT, MAX_LIMIT)
     }
 }
 
@@ -64,7 +109,12 @@ struct EventOut {
     event_name: &'static str,
 }
 
+/// `{"events": [...], "truncated": bool}`: `truncated` when the page was cut to its byte bound
+/// (fewer events than asked for although there are more).
 fn events_response(rows: Vec<EventRow>) -> HttpResponse {
+    let truncated = rows
+        .first()
+        .is_some_and(|r| r.available > rows.len() as i64);
     let events: Vec<EventOut> = rows
         .into_iter()
         .map(|row| EventOut {
@@ -75,7 +125,7 @@ fn events_response(rows: Vec<EventRow>) -> HttpResponse {
             row,
         })
         .collect();
-    HttpResponse::Ok().json(serde_json::json!({ "events": events }))
+    HttpResponse::Ok().json(serde_json::json!({ "events": events, "truncated": truncated }))
 }
 
 /// `GET /api/events?limit=N` → the newest events of all nodes, newest first.

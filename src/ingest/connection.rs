@@ -9,13 +9,14 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 use bytes::Bytes;
 use chrono::Utc;
-use futures_util::StreamExt;
 use tokio::net::TcpStream;
 use tokio_util::codec::FramedRead;
 
-use super::listener::{Listener, Register, Unregister};
+use super::access::Claim;
+use super::listener::{Listener, Replace, Unregister};
+use super::read_chunks::ReadChunks;
 use super::IngestContext;
-use crate::jip3::stream::describe_failure;
+use crate::jip3::stream::{describe_failure, MAX_EVENT_ID};
 use crate::jip3::{
     DecodeError, Event, EventFrame, EventStream, FrameCodec, FrameError, NodeInformation,
 };
@@ -23,11 +24,14 @@ use crate::log_throttle::LogThrottle;
 use crate::messages::{
     EventBatch, HandshakeRefused, IngestEvent, NodeConnected, Payload, SessionEnded,
 };
+use crate::metrics::Metrics;
 use crate::store::models::{NewSession, NodeConnection};
 use crate::store::write::SessionCounts;
 
 /// Most frames handed on from one read; also the most queue permits one connection asks for.
 pub const MAX_READ_BATCH: usize = 512;
+/// A read's frames end at this many bytes too (a few huge frames are a read of their own).
+const MAX_READ_BYTES: usize = 1 << 20;
 /// When asked to close, a connection first reads what the node already sent: until the socket
 /// has been quiet this long, or at most `DRAIN_MAX`, so a shutdown loses nothing in flight.
 const DRAIN_IDLE: Duration = Duration::from_millis(250);
@@ -41,6 +45,8 @@ pub enum CloseReason {
     /// Nothing from the node for `idle_timeout_ms` after its handshake.
     IdleTimeout,
     BadHandshake(String),
+    /// The access rules refuse the node (see `access`).
+    NotAllowed(String),
     OversizedFrame(String),
     ReadError(String),
     /// The same node connected again; the newer connection wins.
@@ -55,6 +61,7 @@ impl CloseReason {
             CloseReason::HandshakeTimeout => "handshake_timeout",
             CloseReason::IdleTimeout => "idle_timeout",
             CloseReason::BadHandshake(_) => "bad_handshake",
+            CloseReason::NotAllowed(_) => "not_allowed",
             CloseReason::OversizedFrame(_) => "oversized_frame",
             CloseReason::ReadError(_) => "read_error",
             CloseReason::Replaced => "replaced",
@@ -70,6 +77,7 @@ impl fmt::Display for CloseReason {
             CloseReason::HandshakeTimeout => f.write_str("no NodeInformation in time"),
             CloseReason::IdleTimeout => f.write_str("nothing sent for the idle timeout"),
             CloseReason::BadHandshake(e) => write!(f, "invalid NodeInformation: {e}"),
+            CloseReason::NotAllowed(e) => write!(f, "refused: {e}"),
             CloseReason::OversizedFrame(e) => write!(f, "framing lost: {e}"),
             CloseReason::ReadError(e) => write!(f, "read error: {e}"),
             CloseReason::Replaced => f.write_str("replaced by a newer connection of the same node"),
@@ -119,9 +127,56 @@ struct Session {
     undefined_logged: [u64; 4],
     /// Frames that fail to decode: the first logged, then one line per interval with a count.
     failure_log: LogThrottle,
+    /// Kinds of [`OutOfRange`] already logged on this session (one bit each).
+    out_of_range_logged: u8,
+}
+
+/// A value TART cannot store as the node sent it.
+#[derive(Debug, Clone, Copy)]
+enum OutOfRange {
+    /// A `Dropped` count pushed the event IDs to `MAX_EVENT_ID`, where they stay.
+    EventId,
+    /// A timestamp past the year 262,143, stored as that year's end (the event's JSON is exact).
+    Timestamp,
+}
+
+impl OutOfRange {
+    fn label(self) -> &'static str {
+        match self {
+            OutOfRange::EventId => "event_id",
+            OutOfRange::Timestamp => "timestamp",
+        }
+    }
+
+    fn consequence(self) -> &'static str {
+        match self {
+            OutOfRange::EventId => "event IDs stop at 2^63-1, the largest PostgreSQL bigint",
+            OutOfRange::Timestamp => "its time is stored as the latest representable instant",
+        }
+    }
 }
 
 impl Session {
+    /// Counts a value out of range, and logs it the first time per kind on this session.
+    fn out_of_range(&mut self, kind: OutOfRange, event_id: u64, metrics: &Metrics) {
+        metrics
+            .values_out_of_range
+            .with_label_values(&[kind.label()])
+            .inc();
+        let bit = 1 << kind as u8;
+        if self.out_of_range_logged & bit == 0 {
+            self.out_of_range_logged |= bit;
+            log::warn!(
+                "node {} session {}: event {event_id} has a {} out of range: {}; counted \
+                 (telemetry_values_out_of_range_total) and not logged again on this session",
+                self.node_id,
+                self.session_id,
+                kind.label(),
+                kind.consequence()
+            );
+        }
+    }
+
     /// True the first time `discriminator` is seen on this session.
     fn first_undefined(&mut self, discriminator: u8) -> bool {
         let (word, bit) = (usize::from(discriminator / 64), discriminator % 64);
@@ -175,9 +230,41 @@ impl Connection {
 
     /// Starts the session from the first message; on failure says why the node is refused.
     fn handshake(&mut self, body: &[u8]) -> Result<(), CloseReason> {
-        let (stream, info) = EventStream::start(body).map_err(|error| self.refuse(body, &error))?;
-        let session_id = self.ingest.ids.reserve(1);
+        let (stream, info) =
+            EventStream::start(body).map_err(|error| self.refuse_undecodable(body, &error))?;
+        if let Some((refusal, why)) = self.ingest.access.handshake_refusal(&info) {
+            return Err(self.refuse(body, refusal, CloseReason::NotAllowed(why), Some(&info)));
+        }
         let node_id: Arc<str> = info.node_id().into();
+        match self
+            .ingest
+            .claims
+            .claim(&node_id, self.connection_id, self.peer.ip())
+        {
+            Claim::New => {}
+            Claim::Replaces(old) => {
+                log::info!(
+                    "node {}… connected again from {}; closing its older connection",
+                    &node_id[..12],
+                    self.peer.ip()
+                );
+                self.listener.do_send(Replace { old });
+            }
+            Claim::InUseFrom(other) => {
+                let why = format!(
+                    "its Peer ID is connected from {other}; a second connection from another \
+                     address is refused while the first is alive (it is closed after \
+                     idle_timeout_ms of silence)"
+                );
+                return Err(self.refuse(
+                    body,
+                    "peer_id_in_use",
+                    CloseReason::NotAllowed(why),
+                    Some(&info),
+                ));
+            }
+        }
+        let session_id = self.ingest.ids.reserve(1);
         let now = Utc::now();
         let remote = Some(self.peer.to_string());
         let (version, layout) = (info.protocol_version.as_u8(), info.params.layout().name());
@@ -214,27 +301,23 @@ impl Connection {
             node: NodeConnection::new(&info, session_id, remote.clone(), now),
             session: NewSession::accepted(&info, session_id, remote, now),
         });
-        self.listener.do_send(Register {
-            connection_id: self.connection_id,
-            node_id: node_id.clone(),
-        });
         self.session = Some(Session {
             stream,
             node_id,
             session_id,
             undefined_logged: [0; 4],
+            out_of_range_logged: 0,
             failure_log: LogThrottle::default(),
         });
         Ok(())
     }
 
-    /// Counts and records a refused handshake, and says why in the close reason. The session
-    /// row keeps what the node claimed to be when that can be read.
-    fn refuse(&self, body: &[u8], error: &DecodeError) -> CloseReason {
-        let metrics = &self.ingest.metrics;
+    /// Refuses a first message that is not a NodeInformation TART can read.
+    fn refuse_undecodable(&self, body: &[u8], error: &DecodeError) -> CloseReason {
         let refusal = match error {
             DecodeError::UnsupportedProtocolVersion(version) => {
-                metrics
+                self.ingest
+                    .metrics
                     .protocol_versions_refused
                     .with_label_values(&[&version.to_string()])
                     .inc();
@@ -242,23 +325,36 @@ impl Connection {
             }
             _ => "malformed",
         };
-        metrics
-            .handshakes_refused
-            .with_label_values(&[refusal])
-            .inc();
-        let reason = CloseReason::BadHandshake(error.to_string());
-        if !self.ingest.refusal_records.take() {
-            metrics.handshakes_refused_unrecorded.inc();
-            log::debug!("refusing node connection from {}: {reason}", self.peer);
-            return reason;
-        }
-        log::warn!("refusing node connection from {}: {reason}", self.peer);
         // Only another version can be read as if it were version 1; a malformed message of
         // version 0 or 1 already failed that parse.
         let claimed = match error {
             DecodeError::UnsupportedProtocolVersion(_) => NodeInformation::claimed_by(body),
             _ => None,
         };
+        let reason = CloseReason::BadHandshake(error.to_string());
+        self.refuse(body, refusal, reason, claimed.as_ref())
+    }
+
+    /// Counts and records a refused handshake, and says why in the close reason. The session
+    /// row keeps what the node claimed to be when that can be read.
+    fn refuse(
+        &self,
+        body: &[u8],
+        refusal: &'static str,
+        reason: CloseReason,
+        claimed: Option<&NodeInformation>,
+    ) -> CloseReason {
+        let metrics = &self.ingest.metrics;
+        metrics
+            .handshakes_refused
+            .with_label_values(&[refusal])
+            .inc();
+        if !self.ingest.refusal_records.take() {
+            metrics.handshakes_refused_unrecorded.inc();
+            log::debug!("refusing node connection from {}: {reason}", self.peer);
+            return reason;
+        }
+        log::warn!("refusing node connection from {}: {reason}", self.peer);
         let now = Utc::now();
         self.ingest
             .writer
@@ -269,15 +365,13 @@ impl Connection {
                 remote_address: Some(self.peer.to_string()),
                 connected_at: now,
                 protocol_version: body.first().map(|&v| i16::from(v)),
-                gp_version: claimed
-                    .as_ref()
-                    .map(|c| c.gp_version.storable().into_owned()),
-                params_layout: claimed.as_ref().map(|c| c.params.layout().name()),
+                gp_version: claimed.map(|c| c.gp_version.storable().into_owned()),
+                params_layout: claimed.map(|c| c.params.layout().name()),
                 refusal: Some(refusal),
                 disconnected_at: Some(now),
                 disconnect_reason: Some(reason.to_string()),
-                claimed_node_id: claimed.as_ref().map(NodeInformation::node_id),
-                claimed_implementation: claimed.as_ref().map(|c| {
+                claimed_node_id: claimed.map(NodeInformation::node_id),
+                claimed_implementation: claimed.map(|c| {
                     format!(
                         "{} {}",
                         c.implementation_name.storable(),
@@ -307,8 +401,14 @@ impl Connection {
             .zip(first_id..)
             .map(|(frame, id)| {
                 let event_id = frame.event_id();
+                if event_id == MAX_EVENT_ID {
+                    session.out_of_range(OutOfRange::EventId, event_id, metrics);
+                }
                 let payload = match frame {
                     EventFrame::Decoded { event, .. } => {
+                        if !crate::jip3::time::is_representable(event.timestamp) {
+                            session.out_of_range(OutOfRange::Timestamp, event_id, metrics);
+                        }
                         match &event.event {
                             Event::Dropped { num_dropped, .. } => {
                                 // A hostile count near 2^64 must not wrap or overflow `bigint`.
@@ -384,6 +484,7 @@ impl Connection {
             node_id: session.node_id.clone(),
             session_id: session.session_id,
             read_at,
+            held_back: Duration::ZERO,
             events,
             counts,
             undefined,
@@ -398,9 +499,13 @@ impl Actor for Connection {
     fn started(&mut self, ctx: &mut Context<Self>) {
         let socket = self.socket.take().expect("started once");
         let codec = FrameCodec::new(self.ingest.config.max_frame_bytes);
-        let read_batch = MAX_READ_BATCH.min(self.ingest.budget.capacity());
-        // ready_chunks yields every frame already buffered, i.e. all the frames of one read.
-        ctx.add_stream(FramedRead::new(socket, codec).ready_chunks(read_batch));
+        let read_batch = MAX_READ_BATCH.min(self.ingest.budget.capacity().events);
+        // Every frame already buffered, i.e. all the frames of one read, up to a bound.
+        ctx.add_stream(ReadChunks::new(
+            FramedRead::new(socket, codec),
+            read_batch,
+            MAX_READ_BYTES,
+        ));
         let idle_timeout = self.ingest.config.idle_timeout();
         ctx.run_interval(idle_timeout / 4, move |act, ctx| {
             if act.session.is_some() && !act.draining && act.last_activity.elapsed() >= idle_timeout
@@ -437,8 +542,10 @@ impl Actor for Connection {
             .connections_closed
             .with_label_values(&[reason.label()])
             .inc();
-        let node_id = self.session.as_ref().map(|s| s.node_id.clone());
         if let Some(session) = self.session.take() {
+            self.ingest
+                .claims
+                .release(&session.node_id, self.connection_id);
             log::info!(
                 "node {}… session {} ended after {} events: {reason}",
                 &session.node_id[..12],
@@ -454,7 +561,7 @@ impl Actor for Connection {
         }
         self.listener.do_send(Unregister {
             connection_id: self.connection_id,
-            node_id,
+            ip: self.peer.ip(),
         });
     }
 }
@@ -499,8 +606,16 @@ impl StreamHandler<Vec<Result<Bytes, FrameError>>> for Connection {
         let budget = self.ingest.budget.clone();
         let rate_limiter = self.ingest.rate_limiter.clone();
         let hand_on = async move {
-            if let Some(batch) = batch {
-                budget.acquire(batch.events.len()).await;
+            let mut next = batch;
+            while let Some(mut batch) = next.take() {
+                // A read of huge frames may be more than the whole queue: it goes in parts.
+                let fit = budget.fitting(&batch.events);
+                if fit < batch.events.len() {
+                    next = Some(batch.split_off(fit));
+                }
+                let waiting_since = Instant::now();
+                budget.acquire(&batch.events).await;
+                batch.held_back = waiting_since.elapsed();
                 rate_limiter.do_send(batch);
             }
         };

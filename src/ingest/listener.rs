@@ -1,16 +1,18 @@
-//! Accepts node connections on the telemetry port, enforces the connection cap, starts one
-//! `Connection` actor per socket, and makes sure each node has at most one live connection.
+//! Accepts node connections on the telemetry port, enforces the connection cap and the
+//! per-address rules (see `access`), starts one `Connection` actor per socket, and closes a
+//! node's older connection when the node reconnects.
 
 use std::collections::HashMap;
 use std::io;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
 
+use super::access::AddressLimits;
 use super::connection::{Close, CloseReason, Connection};
 use super::IngestContext;
 use crate::log_throttle::LogThrottle;
@@ -21,11 +23,12 @@ pub struct Listener {
     accepting: Option<SpawnHandle>,
     next_connection_id: u64,
     connections: HashMap<u64, Addr<Connection>>,
-    /// node_id → the connection that currently speaks for it.
-    nodes: HashMap<Arc<str>, u64>,
+    addresses: AddressLimits,
     drained: Vec<oneshot::Sender<()>>,
     /// Connections over the cap can come at any rate: logged once per interval with a count.
     rejected_log: LogThrottle,
+    /// So can connections the per-address rules refuse.
+    refused_log: LogThrottle,
 }
 
 impl Listener {
@@ -36,9 +39,10 @@ impl Listener {
             accepting: None,
             next_connection_id: 0,
             connections: HashMap::new(),
-            nodes: HashMap::new(),
+            addresses: AddressLimits::default(),
             drained: Vec::new(),
             rejected_log: LogThrottle::default(),
+            refused_log: LogThrottle::default(),
         }
     }
 
@@ -92,6 +96,31 @@ impl StreamHandler<io::Result<(TcpStream, SocketAddr)>> for Listener {
             }
             return; // dropping the socket closes it
         }
+        let now = Instant::now();
+        let rules = &self.ingest.access;
+        let admitted = if rules.address_allowed(peer.ip()) {
+            self.addresses.admit(rules, peer.ip(), now)
+        } else {
+            Err("address_not_allowed")
+        };
+        if let Err(reason) = admitted {
+            metrics
+                .connections_refused
+                .with_label_values(&[reason])
+                .inc();
+            if let Some(left_out) = self.refused_log.hit(now) {
+                log::warn!(
+                    "refusing node connection from {peer}: {reason}{}",
+                    match left_out {
+                        0 => String::new(),
+                        n => format!(
+                            "; {n} more refused by the address rules since the last such line"
+                        ),
+                    }
+                );
+            }
+            return;
+        }
         metrics.connections_total.inc();
         let id = self.next_connection_id;
         self.next_connection_id += 1;
@@ -104,26 +133,20 @@ impl StreamHandler<io::Result<(TcpStream, SocketAddr)>> for Listener {
     fn finished(&mut self, _ctx: &mut Context<Self>) {}
 }
 
-/// A connection completed its handshake for `node_id`. Sent by `Connection`.
+/// A node reconnected from the same address: its connection `old` is closed. Sent by the
+/// `Connection` that replaces it.
 #[derive(Message)]
 #[rtype(result = "()")]
-pub struct Register {
-    pub connection_id: u64,
-    pub node_id: Arc<str>,
+pub struct Replace {
+    pub old: u64,
 }
 
-impl Handler<Register> for Listener {
+impl Handler<Replace> for Listener {
     type Result = ();
 
-    fn handle(&mut self, msg: Register, _ctx: &mut Context<Self>) {
-        if let Some(old) = self.nodes.insert(msg.node_id.clone(), msg.connection_id) {
-            if let Some(old_connection) = self.connections.get(&old) {
-                log::info!(
-                    "node {}… connected again; closing its older connection",
-                    &msg.node_id[..12]
-                );
-                old_connection.do_send(Close(CloseReason::Replaced));
-            }
+    fn handle(&mut self, Replace { old }: Replace, _ctx: &mut Context<Self>) {
+        if let Some(old_connection) = self.connections.get(&old) {
+            old_connection.do_send(Close(CloseReason::Replaced));
         }
     }
 }
@@ -133,7 +156,7 @@ impl Handler<Register> for Listener {
 #[rtype(result = "()")]
 pub struct Unregister {
     pub connection_id: u64,
-    pub node_id: Option<Arc<str>>,
+    pub ip: IpAddr,
 }
 
 impl Handler<Unregister> for Listener {
@@ -141,11 +164,8 @@ impl Handler<Unregister> for Listener {
 
     fn handle(&mut self, msg: Unregister, _ctx: &mut Context<Self>) {
         self.connections.remove(&msg.connection_id);
-        if let Some(node_id) = msg.node_id {
-            if self.nodes.get(&node_id) == Some(&msg.connection_id) {
-                self.nodes.remove(&node_id);
-            }
-        }
+        self.addresses
+            .release(&self.ingest.access, msg.ip, Instant::now());
         self.update_gauge();
         if self.connections.is_empty() {
             for waiter in self.drained.drain(..) {

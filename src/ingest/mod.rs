@@ -13,10 +13,12 @@
 //! `do_send` cannot grow memory without limit. The live stream's edge is bounded in bytes and
 //! never waits (see `live`).
 
+pub mod access;
 pub mod budget;
 pub mod connection;
 pub mod listener;
 pub mod rate_limiter;
+mod read_chunks;
 
 use std::sync::Arc;
 
@@ -38,4 +40,7 @@ pub struct IngestContext {
     pub writer: WriterInbox,
     /// How many refused handshakes may still be recorded as session rows this second.
     pub refusal_records: connection::RefusalRecords,
+    pub access: access::AccessRules,
+    /// Which connection speaks for each node.
+    pub claims: access::PeerClaims,
 }

@@ -21,9 +21,16 @@ use crate::store::write::SessionCounts;
 const GAP_FLUSH_AFTER: Duration = Duration::from_secs(1);
 /// Buckets of nodes silent this long are forgotten (they would be full again anyway).
 const BUCKET_IDLE: Duration = Duration::from_secs(600);
+/// At most this much time held back by the server is credited to a node at once: a backlog from
+/// a longer hold cannot be in the queue or the kernel's buffers anyway.
+const MAX_HELD_CREDIT: Duration = BUCKET_IDLE;
 
 struct Bucket {
     tokens: f64,
+    /// Events the node may send above its limit because the server held it back (its socket
+    /// unread while the queue was full): what it sent meanwhile arrives as one burst, and that
+    /// burst is the server's doing, not the node's.
+    held_credit: f64,
     refilled_at: Instant,
 }
 
@@ -77,15 +84,29 @@ impl RateLimiter {
         }
     }
 
-    /// How many of `wanted` events the bucket admits now (all of them, or the first few: within
-    /// one read the clock does not move, so once one event is refused the rest are too).
-    fn admit(bucket: &mut Bucket, per_sec: f64, burst: f64, now: Instant, wanted: usize) -> usize {
-        let elapsed = now.duration_since(bucket.refilled_at).as_secs_f64();
+    /// How many of `wanted` events the bucket admits at `now` (all of them, or the first few:
+    /// within one read the clock does not move, so once one event is refused the rest are too),
+    /// after crediting `held_back`, the time the server kept the node waiting.
+    fn admit(
+        bucket: &mut Bucket,
+        per_sec: f64,
+        burst: f64,
+        now: Instant,
+        held_back: Duration,
+        wanted: usize,
+    ) -> usize {
+        let elapsed = now
+            .saturating_duration_since(bucket.refilled_at)
+            .as_secs_f64();
         bucket.tokens = (bucket.tokens + elapsed * per_sec).min(burst);
-        bucket.refilled_at = now;
-        let admitted = (bucket.tokens.max(0.0) as usize).min(wanted);
-        bucket.tokens -= admitted as f64;
-        admitted
+        bucket.refilled_at = bucket.refilled_at.max(now);
+        bucket.held_credit = (bucket.held_credit + held_back.as_secs_f64() * per_sec)
+            .min(MAX_HELD_CREDIT.as_secs_f64() * per_sec);
+        let from_tokens = (bucket.tokens.max(0.0) as usize).min(wanted);
+        bucket.tokens -= from_tokens as f64;
+        let from_credit = (bucket.held_credit as usize).min(wanted - from_tokens);
+        bucket.held_credit -= from_credit as f64;
+        from_tokens + from_credit
     }
 
     fn extend_gap(&mut self, node_id: &str, session_id: i64, event: &IngestEvent, now: Instant) {
@@ -114,13 +135,22 @@ impl RateLimiter {
         if batch.events.is_empty() {
             return;
         }
-        let now = Instant::now();
+        // The read's own time, not this actor's: a wait in its mailbox is the server's too.
+        let now = batch.read_at;
         let (per_sec, burst) = (self.per_sec, self.burst);
         let bucket = self.buckets.entry(batch.node_id.clone()).or_insert(Bucket {
             tokens: burst,
+            held_credit: 0.0,
             refilled_at: now,
         });
-        let admitted = Self::admit(bucket, per_sec, burst, now, batch.events.len());
+        let admitted = Self::admit(
+            bucket,
+            per_sec,
+            burst,
+            now,
+            batch.held_back,
+            batch.events.len(),
+        );
         if admitted > 0 {
             if let Some(open) = self.open_gaps.remove(&batch.session_id) {
                 batch.gaps.push(open.gap);
@@ -137,7 +167,7 @@ impl RateLimiter {
         self.metrics
             .events_rate_limited
             .inc_by(refused.len() as u64);
-        self.budget.release(refused.len());
+        self.budget.release(&refused);
     }
 
     /// Hands the pending batches on. Policy: the writer is never behind by more than the queue
@@ -167,6 +197,7 @@ impl RateLimiter {
             node_id: gap.node_id.as_str().into(),
             session_id: gap.session_id,
             read_at: Instant::now(),
+            held_back: Duration::ZERO,
             events: Vec::new(),
             counts: SessionCounts::default(),
             undefined: Vec::new(),
@@ -255,19 +286,73 @@ mod tests {
         let start = Instant::now();
         let mut bucket = Bucket {
             tokens: 2.7,
+            held_credit: 0.0,
             refilled_at: start,
         };
-        assert_eq!(RateLimiter::admit(&mut bucket, 10.0, 50.0, start, 5), 2);
+        let none = Duration::ZERO;
+        assert_eq!(
+            RateLimiter::admit(&mut bucket, 10.0, 50.0, start, none, 5),
+            2
+        );
         assert!((bucket.tokens - 0.7).abs() < 1e-9);
-        assert_eq!(RateLimiter::admit(&mut bucket, 10.0, 50.0, start, 5), 0);
+        assert_eq!(
+            RateLimiter::admit(&mut bucket, 10.0, 50.0, start, none, 5),
+            0
+        );
         // 0.35 s at 10/s refills 3.5 tokens: 4.2 in all, so 4 of 5 pass.
         let later = start + Duration::from_millis(350);
-        assert_eq!(RateLimiter::admit(&mut bucket, 10.0, 50.0, later, 5), 4);
+        assert_eq!(
+            RateLimiter::admit(&mut bucket, 10.0, 50.0, later, none, 5),
+            4
+        );
         // The bucket never holds more than its burst.
         let much_later = later + Duration::from_secs(60);
         assert_eq!(
-            RateLimiter::admit(&mut bucket, 10.0, 50.0, much_later, 80),
+            RateLimiter::admit(&mut bucket, 10.0, 50.0, much_later, none, 80),
             50
         );
+    }
+
+    #[test]
+    fn time_the_server_held_a_node_back_is_credited_above_the_burst() {
+        let start = Instant::now();
+        let mut bucket = Bucket {
+            tokens: 0.0,
+            held_credit: 0.0,
+            refilled_at: start,
+        };
+        // Held 30 s at 10/s: the 300 events sent meanwhile pass, beside the refilled burst.
+        let after = start + Duration::from_secs(30);
+        let held = Duration::from_secs(30);
+        assert_eq!(
+            RateLimiter::admit(&mut bucket, 10.0, 50.0, after, held, 500),
+            350
+        );
+        // The credit is spent, not renewed: the next read is limited as usual.
+        assert_eq!(
+            RateLimiter::admit(&mut bucket, 10.0, 50.0, after, Duration::ZERO, 5),
+            0
+        );
+        // A read that arrives out of order does not refill the bucket backwards.
+        let earlier = start + Duration::from_secs(1);
+        assert_eq!(
+            RateLimiter::admit(&mut bucket, 10.0, 50.0, earlier, Duration::ZERO, 5),
+            0
+        );
+        // The credit is bounded.
+        let mut fresh = Bucket {
+            tokens: 0.0,
+            held_credit: 0.0,
+            refilled_at: after,
+        };
+        let admitted = RateLimiter::admit(
+            &mut fresh,
+            10.0,
+            50.0,
+            after,
+            Duration::from_secs(86_400),
+            usize::MAX,
+        );
+        assert_eq!(admitted, (MAX_HELD_CREDIT.as_secs() * 10) as usize);
     }
 }

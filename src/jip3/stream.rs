@@ -50,6 +50,9 @@ pub fn describe_failure(raw: &[u8], error: &DecodeError) -> String {
     format!("{}: {error}", claimed_type(raw))
 }
 
+/// The highest event ID TART assigns (PostgreSQL's `bigint` maximum).
+pub const MAX_EVENT_ID: u64 = i64::MAX as u64;
+
 /// Per-connection decoding state: the dialect from NodeInformation and the next event ID.
 #[derive(Debug, Clone)]
 pub struct EventStream {
@@ -82,7 +85,7 @@ impl EventStream {
         let event_id = self.next_event_id;
         match TimedEvent::parse(&body, self.dialect) {
             Ok(event) => {
-                self.next_event_id = event_id.wrapping_add(event.id_advance());
+                self.next_event_id = Self::advanced(event_id, event.id_advance());
                 EventFrame::Decoded { event_id, event }
             }
             Err(error) => {
@@ -98,7 +101,7 @@ impl EventStream {
                     DecodeError::UnexpectedNodeInformation => 1,
                     _ => Self::failed_advance(&body),
                 };
-                self.next_event_id = event_id.wrapping_add(advance);
+                self.next_event_id = Self::advanced(event_id, advance);
                 EventFrame::Failed {
                     event_id,
                     raw: body,
@@ -106,6 +109,13 @@ impl EventStream {
                 }
             }
         }
+    }
+
+    /// The ID after `event_id` and `advance` more. IDs stop at [`MAX_EVENT_ID`]: a node's
+    /// counter cannot get there honestly, only by a bogus `Dropped` count, and every ID stays
+    /// storable as a signed 64-bit number.
+    fn advanced(event_id: u64, advance: u64) -> u64 {
+        event_id.saturating_add(advance).min(MAX_EVENT_ID)
     }
 
     /// A Dropped frame that fails to decode past its count still says how many IDs it stands

@@ -30,6 +30,10 @@ use crate::store::models::{NewBlock, NewDecodeFailure, RateLimitGap};
 use crate::store::write::{self, BatchWrite, InsertedCount, LatestStatus, Rollup};
 use crate::store::{Pool, StoreError};
 
+/// A write job stops growing at this size too (as held in memory; the statement's parameters are
+/// about as much again): a job of `batch_size` huge events would be gigabytes.
+const MAX_JOB_BYTES: usize = 16 << 20;
+
 struct Settings {
     batch_size: usize,
     flush_interval: Duration,
@@ -147,6 +151,7 @@ impl DbWriter {
             }
             let mut job = Vec::new();
             let mut events = 0;
+            let mut bytes = 0;
             let mut retry = false;
             while let Some(batch) = self.pending.pop_front() {
                 if self.retried_batches > 0 {
@@ -154,8 +159,9 @@ impl DbWriter {
                     retry = true;
                 }
                 events += batch.events.len();
+                bytes += self.budget.charge(&batch.events).bytes;
                 job.push(batch);
-                if events >= self.settings.batch_size {
+                if events >= self.settings.batch_size || bytes >= MAX_JOB_BYTES {
                     break;
                 }
             }
@@ -204,8 +210,9 @@ impl DbWriter {
             stored += count.inserted;
         }
         self.metrics.events_stored.inc_by(stored as u64);
-        self.budget
-            .release(job.iter().map(|b| b.events.len()).sum());
+        for batch in &job {
+            self.budget.release(&batch.events);
+        }
     }
 
     fn write_failed(&mut self, job: Vec<EventBatch>, error: StoreError) {

@@ -7,7 +7,7 @@
 //! - latest events of one node: `events_node_recent (node_key, id DESC)` the same way, the full
 //!   `node_id` rechecked on those rows (the key is the id's first 8 bytes, see `ids::node_key`);
 //! - the node list: `nodes_listing (is_connected DESC, last_seen_at DESC NULLS LAST)`;
-//! - block stats: `blocks_by_kind (kind, slot DESC)`.
+//! - block stats: `nodes_listing` for the nodes, then `blocks_by_node` per node.
 
 use std::time::Duration;
 
@@ -148,16 +148,43 @@ fn hex_bytes<S: serde::Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error
 }
 
 /// Every known node: connected first, then the most recently seen.
-pub async fn list_nodes(conn: &mut AsyncPgConnection) -> Result<Vec<NodeSummary>, StoreError> {
-    Ok(nodes::table
+/// Which nodes `GET /api/nodes` lists.
+#[derive(Debug, Default, Clone)]
+pub struct NodeFilter {
+    pub connected: Option<bool>,
+    pub implementation: Option<String>,
+    pub limit: i64,
+    pub offset: i64,
+}
+
+/// One page of the nodes `filter` selects, in listing order, and how many it selects in all.
+pub async fn list_nodes(
+    conn: &mut AsyncPgConnection,
+    filter: &NodeFilter,
+) -> Result<(Vec<NodeSummary>, i64), StoreError> {
+    let selected = || {
+        let mut query = nodes::table.into_boxed();
+        if let Some(connected) = filter.connected {
+            query = query.filter(nodes::is_connected.eq(connected));
+        }
+        if let Some(name) = &filter.implementation {
+            query = query.filter(nodes::implementation_name.eq(name.clone()));
+        }
+        query
+    };
+    let total = selected().count().get_result(conn).await?;
+    let page = selected()
         .select(NodeSummary::as_select())
         .order((
             nodes::is_connected.desc(),
             nodes::last_seen_at.desc().nulls_last(),
             nodes::node_id,
         ))
+        .limit(filter.limit)
+        .offset(filter.offset)
         .load(conn)
-        .await?)
+        .await?;
+    Ok((page, total))
 }
 
 /// A node's latest Status event: the node's time and the event's JSON form.
@@ -212,10 +239,19 @@ pub struct EventRow {
     pub node_name: Option<String>,
     #[diesel(sql_type = Nullable<Text>)]
     pub node_version: Option<String>,
+    /// How many rows the top-N had before the page was cut to its byte bound.
+    #[diesel(sql_type = BigInt)]
+    #[serde(skip)]
+    pub available: i64,
 }
 
-/// The newest `limit` events, of one node or of all. The inner query is the top-N the indexes
-/// serve (see the module comment); the join adds the node's name to those rows only.
+/// A page of events stops once its events' JSON passes this many bytes (the row that passes
+/// it is the last one): a page of the largest events would otherwise be gigabytes.
+pub const MAX_PAGE_BYTES: i64 = 8 << 20;
+
+/// The newest `limit` events, of one node or of all, cut to [`MAX_PAGE_BYTES`]. The inner query
+/// is the top-N the indexes serve (see the module comment); the sizes are summed in the database,
+/// so rows past the bound never leave it; the join adds the node's name to the rows kept.
 pub async fn recent_events(
     conn: &mut AsyncPgConnection,
     node_id: Option<&str>,
@@ -229,8 +265,14 @@ pub async fn recent_events(
     };
     let sql = format!(
         "SELECT e.id, e.node_id, e.event_id, e.event_type, e.timestamp, e.data, \
-         n.implementation_name AS node_name, n.implementation_version AS node_version \
-         FROM ({latest}) e LEFT JOIN nodes n ON n.node_id = e.node_id ORDER BY e.id DESC"
+         n.implementation_name AS node_name, n.implementation_version AS node_version, \
+         e.available \
+         FROM (SELECT l.*, count(*) OVER () AS available, \
+               sum(octet_length(l.data::text)) OVER (ORDER BY l.id DESC) \
+               - octet_length(l.data::text) AS bytes_before \
+               FROM ({latest}) l) e \
+         LEFT JOIN nodes n ON n.node_id = e.node_id \
+         WHERE e.bytes_before < {MAX_PAGE_BYTES} ORDER BY e.id DESC"
     );
     let query = diesel::sql_query(sql).bind::<BigInt, _>(limit);
     Ok(match node_id {
@@ -245,26 +287,143 @@ pub async fn recent_events(
     })
 }
 
-/// `GET /api/stats`: blocks authored, and the highest best and finalized slots any node
-/// reported (0 before any).
-#[derive(Debug, Clone, QueryableByName, Serialize)]
+/// `GET /api/stats`: blocks authored, and the network's best and finalized slots as most nodes
+/// see them. One node (a forged or broken one) cannot move them: each is the median of the
+/// nodes' latest reports, and nodes far ahead of it are listed as outliers.
+#[derive(Debug, Clone, Serialize)]
 pub struct BlockStats {
-    #[diesel(sql_type = BigInt)]
     pub total_blocks_authored: i64,
-    #[diesel(sql_type = BigInt)]
+    /// The median of the nodes' latest best slots (the lower one of an even count; 0 before any).
     pub best_block: i64,
-    #[diesel(sql_type = BigInt)]
+    /// The median of the nodes' latest finalized slots (0 before any).
     pub finalized_block: i64,
+    /// The highest latest best slot any node reported, outliers included.
+    pub best_block_highest: i64,
+    /// How many nodes' latest best slots the median is taken over: the connected nodes, or
+    /// while none is connected the most recently seen ones.
+    pub reporting_nodes: usize,
+    /// Nodes whose latest best slot is more than [`OUTLIER_SLOTS`] ahead of the median, highest
+    /// first (at most [`MAX_OUTLIERS`]).
+    pub outliers: Vec<Outlier>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Outlier {
+    pub node_id: String,
+    pub best_block: i64,
+}
+
+/// A node this far ahead of the median (a minute of 6 s slots) is not following the same chain.
+pub const OUTLIER_SLOTS: i64 = 10;
+pub const MAX_OUTLIERS: usize = 10;
+/// The medians are taken over this many nodes at most (JAM's full validator set is 1,023), so
+/// thousands of stale node rows cannot slow `/api/stats` down.
+const MAX_REPORTING_NODES: usize = 1024;
+
+#[derive(QueryableByName)]
+struct LatestSlots {
+    #[diesel(sql_type = Text)]
+    node_id: String,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    best: Option<i64>,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    finalized: Option<i64>,
+}
+
+/// The lower median: with one honest node of two, a forged one cannot win.
+fn median(mut values: Vec<i64>) -> i64 {
+    values.sort_unstable();
+    values
+        .get(values.len().saturating_sub(1) / 2)
+        .copied()
+        .unwrap_or(0)
+}
+
+impl BlockStats {
+    fn from_latest(total_blocks_authored: i64, latest: Vec<LatestSlots>) -> Self {
+        let best = median(latest.iter().filter_map(|n| n.best).collect());
+        let mut outliers: Vec<Outlier> = latest
+            .iter()
+            .filter_map(|n| Some((n, n.best?)))
+            .filter(|(_, slot)| *slot > best.saturating_add(OUTLIER_SLOTS))
+            .map(|(n, slot)| Outlier {
+                node_id: n.node_id.clone(),
+                best_block: slot,
+            })
+            .collect();
+        outliers.sort_by_key(|o| std::cmp::Reverse(o.best_block));
+        outliers.truncate(MAX_OUTLIERS);
+        BlockStats {
+            total_blocks_authored,
+            best_block: best,
+            finalized_block: median(latest.iter().filter_map(|n| n.finalized).collect()),
+            best_block_highest: latest.iter().filter_map(|n| n.best).max().unwrap_or(0),
+            reporting_nodes: latest.iter().filter(|n| n.best.is_some()).count(),
+            outliers,
+        }
+    }
 }
 
 pub async fn block_stats(conn: &mut AsyncPgConnection) -> Result<BlockStats, StoreError> {
-    Ok(diesel::sql_query(
-        "SELECT (SELECT count(*) FROM blocks WHERE kind = 'authored') AS total_blocks_authored, \
-         COALESCE((SELECT max(slot) FROM blocks WHERE kind = 'best'), 0) AS best_block, \
-         COALESCE((SELECT max(slot) FROM blocks WHERE kind = 'finalized'), 0) AS finalized_block",
-    )
-    .get_result(conn)
-    .await?)
+    #[derive(QueryableByName)]
+    struct Authored {
+        #[diesel(sql_type = BigInt)]
+        n: i64,
+    }
+    let authored: Authored =
+        diesel::sql_query("SELECT count(*) AS n FROM blocks WHERE kind = 'authored'")
+            .get_result(conn)
+            .await?;
+    // `nodes_listing` gives the nodes in order, then two `blocks_by_node` probes per node.
+    let latest: Vec<LatestSlots> = diesel::sql_query(format!(
+        "SELECT node_id, {LATEST_BEST} AS best, {LATEST_FINALIZED} AS finalized FROM nodes \
+         WHERE is_connected OR NOT EXISTS (SELECT 1 FROM nodes WHERE is_connected) \
+         ORDER BY is_connected DESC, last_seen_at DESC NULLS LAST LIMIT {MAX_REPORTING_NODES}"
+    ))
+    .load(conn)
+    .await?;
+    Ok(BlockStats::from_latest(authored.n, latest))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn node(id: &str, best: Option<i64>) -> LatestSlots {
+        LatestSlots {
+            node_id: id.into(),
+            best,
+            finalized: best.map(|b| b - 2),
+        }
+    }
+
+    #[test]
+    fn one_forged_node_cannot_set_the_network_best_block() {
+        let stats = BlockStats::from_latest(
+            3,
+            vec![
+                node("a", Some(100)),
+                node("b", Some(101)),
+                node("forged", Some(4_294_967_295)),
+                node("silent", None),
+            ],
+        );
+        assert_eq!(stats.best_block, 101);
+        assert_eq!(stats.finalized_block, 99);
+        assert_eq!(stats.best_block_highest, 4_294_967_295);
+        assert_eq!(stats.reporting_nodes, 3);
+        assert_eq!(
+            stats.outliers,
+            vec![Outlier {
+                node_id: "forged".into(),
+                best_block: 4_294_967_295
+            }]
+        );
+        // Of two nodes the lower one counts; with none, 0.
+        let two = BlockStats::from_latest(0, vec![node("a", Some(7)), node("b", Some(9_999))]);
+        assert_eq!(two.best_block, 7);
+        assert_eq!(BlockStats::from_latest(0, Vec::new()).best_block, 0);
+    }
 }
 
 /// A node connected now, with what its handshake said.

@@ -217,6 +217,23 @@ impl FakeNode {
         node
     }
 
+    /// Connects from the loopback address `source` (any of 127.0.0.0/8), as a node on another
+    /// host would appear, and sends NodeInformation.
+    pub async fn connect_from(
+        source: std::net::IpAddr,
+        addr: SocketAddr,
+        info: NodeInformation,
+    ) -> FakeNode {
+        let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+        socket.bind(SocketAddr::new(source, 0)).expect("bind");
+        let mut node = FakeNode {
+            socket: socket.connect(addr).await.expect("connect"),
+            info,
+        };
+        node.send_body(&node.info.to_bytes()).await;
+        node
+    }
+
     pub fn node_id(&self) -> String {
         self.info.node_id()
     }

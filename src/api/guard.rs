@@ -1,0 +1,152 @@
+//! Who may read the HTTP side: an optional token (`api_token`) for everything but the liveness
+//! check, and a request rate per client address (`api_requests_per_ip_per_sec`), so one client
+//! cannot take the API pools from the rest.
+//!
+//! The token goes in `Authorization: Bearer <token>`, or for a browser's WebSocket (which cannot
+//! set headers) in `?token=<token>`. Behind a reverse proxy every request comes from the proxy's
+//! address: limit there, or raise the rate here.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::Mutex;
+use std::time::Instant;
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::header;
+use actix_web::middleware::Next;
+use actix_web::{web, Error};
+
+use super::{ApiContext, ApiError};
+
+/// Paths anyone may read: a load balancer's or Kubernetes' liveness probe has no token.
+const OPEN_PATHS: &[&str] = &["/api/health"];
+/// Past this many client addresses, those whose buckets are full again are forgotten.
+const MAX_TRACKED_CLIENTS: usize = 10_000;
+
+/// Token buckets per client address.
+#[derive(Debug)]
+pub struct ClientLimits {
+    per_sec: f64,
+    burst: f64,
+    clients: Mutex<HashMap<IpAddr, (f64, Instant)>>,
+}
+
+impl ClientLimits {
+    /// `per_sec` = 0 turns limiting off.
+    pub fn new(per_sec: u32, burst: u32) -> Self {
+        ClientLimits {
+            per_sec: f64::from(per_sec),
+            burst: f64::from(burst.max(1)),
+            clients: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// True if `ip` may make one more request at `now`.
+    fn admit(&self, ip: IpAddr, now: Instant) -> bool {
+        if self.per_sec == 0.0 {
+            return true;
+        }
+        let mut clients = self.clients.lock().expect("not poisoned");
+        if clients.len() >= MAX_TRACKED_CLIENTS {
+            let (per_sec, burst) = (self.per_sec, self.burst);
+            clients.retain(|_, (tokens, at)| {
+                *tokens + now.saturating_duration_since(*at).as_secs_f64() * per_sec < burst
+            });
+        }
+        let (tokens, at) = clients.entry(ip).or_insert((self.burst, now));
+        *tokens = (*tokens + now.saturating_duration_since(*at).as_secs_f64() * self.per_sec)
+            .min(self.burst);
+        *at = now;
+        if *tokens < 1.0 {
+            return false;
+        }
+        *tokens -= 1.0;
+        true
+    }
+}
+
+/// Compares in time independent of where the first difference is.
+fn same_secret(given: &[u8], expected: &[u8]) -> bool {
+    given.len() == expected.len()
+        && given
+            .iter()
+            .zip(expected)
+            .fold(0u8, |diff, (a, b)| diff | (a ^ b))
+            == 0
+}
+
+fn presented_token(req: &ServiceRequest) -> Option<String> {
+    let bearer = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::to_owned);
+    bearer.or_else(|| {
+        web::Query::<HashMap<String, String>>::from_query(req.query_string())
+            .ok()
+            .and_then(|q| q.get("token").cloned())
+    })
+}
+
+/// The middleware: 401 without the token when one is set, 429 over the client's rate.
+pub async fn check(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, Error> {
+    let api = req
+        .app_data::<web::Data<ApiContext>>()
+        .expect("the API context is registered")
+        .clone();
+    if let Some(ip) = req.peer_addr().map(|a| a.ip()) {
+        if !api.client_limits.admit(ip, Instant::now()) {
+            api.metrics.api_requests_limited.inc();
+            return Err(ApiError::too_many_requests(format!(
+                "more than {} requests per second from {ip} (api_requests_per_ip_per_sec); \
+                 retry in a second",
+                api.config.api_requests_per_ip_per_sec
+            ))
+            .into());
+        }
+    }
+    let expected = api.config.api_token.as_bytes();
+    if !expected.is_empty() && !OPEN_PATHS.contains(&req.path()) {
+        let given = presented_token(&req);
+        if !given.is_some_and(|t| same_secret(t.as_bytes(), expected)) {
+            api.metrics.api_requests_unauthorized.inc();
+            return Err(ApiError::unauthorized(
+                "a token is required: send `Authorization: Bearer <api_token>` (or `?token=` \
+                 on a WebSocket URL)",
+            )
+            .into());
+        }
+    }
+    next.call(req).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn each_client_has_its_own_bucket() {
+        let limits = ClientLimits::new(1, 2);
+        let (a, b) = ("10.0.0.1".parse().unwrap(), "10.0.0.2".parse().unwrap());
+        let t0 = Instant::now();
+        assert!(limits.admit(a, t0));
+        assert!(limits.admit(a, t0));
+        assert!(!limits.admit(a, t0));
+        assert!(limits.admit(b, t0));
+        assert!(limits.admit(a, t0 + Duration::from_secs(1)));
+        assert!(ClientLimits::new(0, 1).admit(a, t0));
+    }
+
+    #[test]
+    fn secrets_compare_whole() {
+        assert!(same_secret(b"s3cret", b"s3cret"));
+        assert!(!same_secret(b"s3cre", b"s3cret"));
+        assert!(!same_secret(b"s3creT", b"s3cret"));
+    }
+}
