@@ -30,13 +30,15 @@ struct Dash {
 }
 
 impl Dash {
-    fn start(api: SocketAddr) -> Dash {
+    fn start(api: SocketAddr, token: Option<&str>) -> Dash {
         let url = format!("http://{api}");
+        let token = token.map(str::to_owned);
         let (tx, rx) = mpsc::channel(4096);
         let (watched, watch_rx) = watch::channel(None);
         let feed = feed::start(
             FeedConfig {
                 url: url.clone(),
+                token: token.clone(),
                 refresh: Duration::from_millis(200),
                 max_backoff: Duration::from_millis(500),
             },
@@ -46,6 +48,7 @@ impl Dash {
         let settings = Settings {
             url,
             stale_after: Duration::from_secs(600),
+            token,
         };
         Dash {
             app: App::new(settings, Utc::now()),
@@ -165,7 +168,7 @@ async fn shows_the_nodes_marks_the_disconnected_one_and_details_a_node() {
     let mut beta = FakeNode::connect(server.telemetry_addr, named(32, 2, "beta")).await;
     let mut gamma = FakeNode::connect(server.telemetry_addr, named(33, 2, "gamma")).await;
     gamma.send_events(&[best(3)]).await;
-    let mut dash = Dash::start(server.api_addr);
+    let mut dash = Dash::start(server.api_addr, None);
     dash.until("gamma is listed", |s| s.contains(" gamma "))
         .await;
     drop(gamma);
@@ -264,7 +267,7 @@ async fn keys_navigate_sort_filter_and_switch_views() {
         node.send_events(&events).await;
         nodes.push(node);
     }
-    let mut dash = Dash::start(server.api_addr);
+    let mut dash = Dash::start(server.api_addr, None);
     dash.until("all events counted", |s| {
         let counted = |name: &str, n: &str| {
             s.contains(&format!(" {name} "))
@@ -367,7 +370,7 @@ async fn live_events_pause_and_resume() {
     let db = TestDb::new();
     let server = TestServer::start(unlimited_config(&db)).await;
     let mut node = FakeNode::connect(server.telemetry_addr, named(50, 2, "alpha")).await;
-    let mut dash = Dash::start(server.api_addr);
+    let mut dash = Dash::start(server.api_addr, None);
     dash.press(KeyCode::Char('2'));
     node.send_events(&[best(501)]).await;
     dash.until("the live event", |s| s.contains("slot=501"))
@@ -389,15 +392,17 @@ async fn live_events_pause_and_resume() {
 #[actix_web::test]
 async fn survives_the_backend_going_away_and_coming_back() {
     let db = TestDb::new();
+    // With a read token: the dashboard sends it on its REST polls and its WebSocket.
     let config = Config {
         shutdown_timeout_secs: 5,
+        api_token: "dash-token".into(),
         ..unlimited_config(&db)
     };
     let server = TestServer::start(config.clone()).await;
     let api = server.api_addr;
     let mut node = FakeNode::connect(server.telemetry_addr, named(60, 2, "alpha")).await;
     node.send_events(&[best(601)]).await;
-    let mut dash = Dash::start(api);
+    let mut dash = Dash::start(api, Some("dash-token"));
     dash.until("alpha listed", |s| s.contains(" alpha ")).await;
     assert!(!dash.screen().contains("unreachable"));
 

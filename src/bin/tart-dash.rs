@@ -21,6 +21,9 @@ struct Cli {
     /// Milliseconds between REST refreshes (the live stream is pushed, not polled)
     #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(100..))]
     refresh_ms: u64,
+    /// The backend's api_token, if it requires one
+    #[arg(long, env = "TART_API_TOKEN")]
+    token: Option<String>,
     /// Seconds without an event after which a connected node is marked stale
     #[arg(long, default_value_t = 30)]
     stale_secs: u64,
@@ -32,6 +35,7 @@ async fn main() -> std::io::Result<()> {
     let settings = Settings {
         url: dash::base_url(cli.host.as_deref(), cli.port, cli.url.as_deref()),
         stale_after: Duration::from_secs(cli.stale_secs),
+        token: cli.token,
     };
     dash::run(settings, Duration::from_millis(cli.refresh_ms)).await
 }

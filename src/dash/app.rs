@@ -204,6 +204,8 @@ pub struct Settings {
     pub url: String,
     /// A connected node with no event for this long is shown as stale.
     pub stale_after: Duration,
+    /// The backend's `api_token`, when it has one.
+    pub token: Option<String>,
 }
 
 #[derive(Debug)]

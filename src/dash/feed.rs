@@ -33,6 +33,8 @@ const DETAIL_EVENTS: usize = 50;
 pub struct FeedConfig {
     /// `http://host:port` of the backend's API.
     pub url: String,
+    /// Sent as a bearer token with every request when set.
+    pub token: Option<String>,
     /// Time between REST polls while the backend answers.
     pub refresh: Duration,
     /// The longest wait between retries while it does not.
@@ -90,8 +92,12 @@ impl Backoff {
     }
 }
 
-fn client() -> Client {
-    Client::builder().timeout(REQUEST_TIMEOUT).finish()
+fn client(token: Option<&str>) -> Client {
+    let builder = Client::builder().timeout(REQUEST_TIMEOUT);
+    match token {
+        Some(token) => builder.bearer_auth(token).finish(),
+        None => builder.finish(),
+    }
 }
 
 async fn poll(
@@ -99,7 +105,7 @@ async fn poll(
     out: mpsc::Sender<Msg>,
     mut watched: watch::Receiver<Option<String>>,
 ) {
-    let client = client();
+    let client = client(config.token.as_deref());
     let mut backoff = Backoff::new(config.max_backoff);
     loop {
         let (msg, wait) = match snapshot(&client, &config.url).await {
@@ -197,7 +203,7 @@ async fn get<T: DeserializeOwned>(client: &Client, url: &str, path: &str) -> Res
 }
 
 async fn live(config: FeedConfig, out: mpsc::Sender<Msg>) {
-    let client = client();
+    let client = client(config.token.as_deref());
     let mut backoff = Backoff::new(config.max_backoff);
     loop {
         let Err(error) = stream(&client, &config.url, &out, &mut backoff).await else {

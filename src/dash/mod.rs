@@ -50,6 +50,7 @@ pub async fn run(settings: Settings, refresh: Duration) -> io::Result<()> {
     let _feed = feed::start(
         FeedConfig {
             url: settings.url.clone(),
+            token: settings.token.clone(),
             refresh,
             max_backoff: Duration::from_secs(10),
         },

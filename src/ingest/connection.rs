@@ -136,7 +136,7 @@ struct Session {
 enum OutOfRange {
     /// A `Dropped` count pushed the event IDs to `MAX_EVENT_ID`, where they stay.
     EventId,
-    /// A timestamp past the year 262,143, stored as that year's end (the event's JSON is exact).
+    /// A timestamp past the year 262,142, stored as the latest instant chrono can represent.
     Timestamp,
 }
 

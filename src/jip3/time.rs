@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 pub const JAM_EPOCH_UNIX_MICROS: i64 = 1_735_732_800_000_000;
 
 /// The wall-clock time of a JIP-3 timestamp. Values too large for chrono (beyond the year
-/// 262,143) are clamped to its maximum; see [`is_representable`].
+/// 262,142) are clamped to its maximum; see [`is_representable`].
 pub fn to_datetime(jam_micros: u64) -> DateTime<Utc> {
     exact(jam_micros).unwrap_or(DateTime::<Utc>::MAX_UTC)
 }
