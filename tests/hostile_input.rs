@@ -221,16 +221,7 @@ async fn idle_connections_holding_every_slot_are_closed_and_a_real_node_gets_in(
         !real.closed_by_server(Duration::from_millis(100)).await,
         "a talking node stays"
     );
-    assert!(
-        eventually_count(
-            &db,
-            WAIT,
-            "SELECT count(*) AS n FROM events WHERE node_id = $1",
-            &real.node_id(),
-            8
-        )
-        .await
-    );
+    assert!(eventually_stored(&db, &real.node_id(), 8).await);
 }
 
 fn best_block(slot: u32) -> TimedEvent {
@@ -260,16 +251,7 @@ async fn an_impostor_of_a_connected_peer_id_is_refused_and_cannot_write_as_it() 
         FakeNode::connect_from(ip("127.0.0.1"), server.telemetry_addr, node_info(60, 2)).await;
     let id = real.node_id();
     real.send_events(&[best_block(100)]).await;
-    assert!(
-        eventually_count(
-            &db,
-            WAIT,
-            "SELECT count(*) AS n FROM events WHERE node_id = $1",
-            &id,
-            1
-        )
-        .await
-    );
+    assert!(eventually_stored(&db, &id, 1).await);
 
     let mut impostor =
         FakeNode::connect_from(ip("127.0.0.2"), server.telemetry_addr, node_info(60, 2)).await;
@@ -284,14 +266,7 @@ async fn an_impostor_of_a_connected_peer_id_is_refused_and_cannot_write_as_it() 
     );
     real.send_events(&[best_block(101)]).await;
     assert!(
-        eventually_count(
-            &db,
-            WAIT,
-            "SELECT count(*) AS n FROM events WHERE node_id = $1",
-            &id,
-            2
-        )
-        .await,
+        eventually_stored(&db, &id, 2).await,
         "the real node is still connected and stored"
     );
     assert!(!real.closed_by_server(Duration::from_millis(200)).await);
@@ -327,16 +302,7 @@ async fn an_impostor_of_a_connected_peer_id_is_refused_and_cannot_write_as_it() 
         "the older connection is replaced"
     );
     again.send_events(&[best_block(102)]).await;
-    assert!(
-        eventually_count(
-            &db,
-            WAIT,
-            "SELECT count(*) AS n FROM events WHERE node_id = $1",
-            &id,
-            3
-        )
-        .await
-    );
+    assert!(eventually_stored(&db, &id, 3).await);
 }
 
 /// One node reporting a best block far ahead of the others does not become the network's best
@@ -457,16 +423,7 @@ async fn allowlists_and_the_expected_genesis_refuse_other_nodes() {
     assert!(forked.closed_by_server(WAIT).await, "another genesis");
     let mut good = FakeNode::connect_from(ip("127.0.0.6"), addr, allowed.clone()).await;
     good.send_events(&[best_block(1)]).await;
-    assert!(
-        eventually_count(
-            &db,
-            WAIT,
-            "SELECT count(*) AS n FROM events WHERE node_id = $1",
-            &good.node_id(),
-            1
-        )
-        .await
-    );
+    assert!(eventually_stored(&db, &good.node_id(), 1).await);
     assert_eq!(
         server.metric("telemetry_connections_refused_total{reason=\"address_not_allowed\"}"),
         1.0

@@ -307,6 +307,18 @@ pub async fn eventually_count(
     .await
 }
 
+/// Waits until `node_id` has exactly `expected` rows in `events`.
+pub async fn eventually_stored(db: &TestDb, node_id: &str, expected: i64) -> bool {
+    eventually_count(
+        db,
+        WAIT,
+        "SELECT count(*) AS n FROM events WHERE node_id = $1",
+        node_id,
+        expected,
+    )
+    .await
+}
+
 /// A JIP-3 timestamp for "now plus `offset` µs", so events look current.
 pub fn jam_now(offset: u64) -> u64 {
     tart_backend::jip3::time::now() + offset
