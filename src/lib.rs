@@ -24,6 +24,7 @@ pub mod log_throttle;
 pub mod messages;
 pub mod metrics;
 pub mod persist;
+pub mod robust;
 pub mod server;
 pub mod sim;
 pub mod store;

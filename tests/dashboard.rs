@@ -190,8 +190,9 @@ async fn shows_the_nodes_marks_the_disconnected_one_and_details_a_node() {
     let header = line_of(&screen, "connected");
     assert!(header.contains("nodes 2/3 connected"), "{header}");
     assert!(line_of(&screen, "TART").contains("healthy"), "{screen}");
+    // The slot at least half the connected nodes reached (alpha 41, beta 40), as /api/stats.
     dash.until("the network's best block from the live stream", |s| {
-        line_of(s, "connected").contains("best #41")
+        line_of(s, "connected").contains("best #40")
     })
     .await;
 

@@ -11,6 +11,7 @@ use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 
 use super::data::{Event, Health, Node, NodeDetail, Snapshot, Stats};
 use super::rate::Rate;
+use crate::robust::lower_median;
 
 /// Live events kept for the events view.
 pub const EVENTS_KEPT: usize = 1000;
@@ -344,17 +345,26 @@ impl App {
         self.nodes.iter().filter(|n| n.is_connected).count()
     }
 
-    /// The highest best and finalized slots any node reported: the server's (cached) stats,
-    /// raised by what the live stream has shown since.
+    /// The network's best and finalized slots as most connected nodes see them (the lower
+    /// median, as `/api/stats` has it), with what the live stream has shown since; the server's
+    /// (cached) figures while no connected node has reported one.
     pub fn network_blocks(&self) -> (i64, i64) {
-        self.live_nodes.values().fold(
-            (self.stats.best_block, self.stats.finalized_block),
-            |(best, finalized), live| {
-                (
-                    best.max(live.best.unwrap_or(0)),
-                    finalized.max(live.finalized.unwrap_or(0)),
-                )
-            },
+        let (mut best, mut finalized) = (Vec::new(), Vec::new());
+        for node in self.nodes.iter().filter(|n| n.is_connected) {
+            let live = self.live_nodes.get(&node.node_id);
+            best.extend(node.best_slot.max(live.and_then(|l| l.best)));
+            finalized.extend(node.finalized_slot.max(live.and_then(|l| l.finalized)));
+        }
+        let robust = |slots: Vec<i64>, server: i64| {
+            if slots.is_empty() {
+                server
+            } else {
+                lower_median(slots)
+            }
+        };
+        (
+            robust(best, self.stats.best_block),
+            robust(finalized, self.stats.finalized_block),
         )
     }
 

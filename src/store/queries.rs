@@ -23,6 +23,7 @@ use super::schema::{node_status, nodes};
 use super::{Pool, StoreError};
 use crate::jip3::types::{to_hex, HexBytes};
 use crate::jip3::{JamParams, ParamsLayout};
+use crate::robust::lower_median;
 use crate::time::rfc3339;
 
 /// How long an API request waits for a pooled connection: a health check must answer promptly
@@ -330,18 +331,9 @@ struct LatestSlots {
     finalized: Option<i64>,
 }
 
-/// The lower median: with one honest node of two, a forged one cannot win.
-fn median(mut values: Vec<i64>) -> i64 {
-    values.sort_unstable();
-    values
-        .get(values.len().saturating_sub(1) / 2)
-        .copied()
-        .unwrap_or(0)
-}
-
 impl BlockStats {
     fn from_latest(total_blocks_authored: i64, latest: Vec<LatestSlots>) -> Self {
-        let best = median(latest.iter().filter_map(|n| n.best).collect());
+        let best = lower_median(latest.iter().filter_map(|n| n.best).collect());
         let mut outliers: Vec<Outlier> = latest
             .iter()
             .filter_map(|n| Some((n, n.best?)))
@@ -356,7 +348,7 @@ impl BlockStats {
         BlockStats {
             total_blocks_authored,
             best_block: best,
-            finalized_block: median(latest.iter().filter_map(|n| n.finalized).collect()),
+            finalized_block: lower_median(latest.iter().filter_map(|n| n.finalized).collect()),
             best_block_highest: latest.iter().filter_map(|n| n.best).max().unwrap_or(0),
             reporting_nodes: latest.iter().filter(|n| n.best.is_some()).count(),
             outliers,
