@@ -218,7 +218,6 @@ impl Config {
                 self.queue_bytes, self.max_frame_bytes
             )));
         }
-        crate::ingest::access::AccessRules::from_config(self)?;
         Ok(())
     }
 

@@ -11,7 +11,7 @@ use thiserror::Error;
 use tokio::net::TcpListener;
 
 use crate::api::{self, ApiContext, HttpApi};
-use crate::config::{redact_url, Config};
+use crate::config::{redact_url, Config, ConfigError};
 use crate::ingest::access::AccessRules;
 use crate::ingest::budget::QueueBudget;
 use crate::ingest::listener::{CloseConnections, Listener};
@@ -34,6 +34,8 @@ pub enum StartError {
          (or `sudo systemctl start postgresql`), or point DATABASE_URL at yours."
     )]
     Database(#[from] StoreError),
+    #[error("configuration: {0}")]
+    Config(#[from] ConfigError),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: String,
@@ -68,6 +70,8 @@ impl Server {
     /// Prepares the database and starts everything. Call from inside an actix `System`.
     pub async fn start(config: Config) -> Result<Server, StartError> {
         let started_at = Instant::now();
+        // The access lists are parsed first: a typo in one fails the start before anything runs.
+        let access = AccessRules::from_config(&config)?;
         let config = Arc::new(config);
         let metrics = Arc::new(Metrics::new());
         log::info!("using database {}", redact_url(&config.database_url));
@@ -139,8 +143,7 @@ impl Server {
             rate_limiter,
             writer: writer::inbox_of(&db_writer),
             refusal_records: Default::default(),
-            access: AccessRules::from_config(&config)
-                .expect("checked when the configuration loaded"),
+            access,
             claims: Default::default(),
         });
         let listener = Listener::new(ingest, socket).start();
