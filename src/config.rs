@@ -53,6 +53,7 @@ pub struct Config {
     pub cors_allowed_origins: String,
     pub api_token: String,
     pub api_requests_per_ip_per_sec: u32,
+    pub api_trusted_proxies: String,
     pub api_workers: usize,
     pub api_pool_size: u32,
     pub broadcast_queue_bytes: usize,
@@ -96,6 +97,7 @@ impl Default for Config {
             cors_allowed_origins: "*".into(),
             api_token: String::new(),
             api_requests_per_ip_per_sec: 100,
+            api_trusted_proxies: String::new(),
             api_workers: 0,
             api_pool_size: 4,
             broadcast_queue_bytes: 32 << 20,
@@ -259,14 +261,29 @@ impl Config {
 
     /// The CORS origins: `*` for any, else the comma-separated list.
     pub fn cors_origins(&self) -> Option<Vec<&str>> {
-        let list: Vec<&str> = self
-            .cors_allowed_origins
-            .split(',')
-            .map(str::trim)
-            .filter(|o| !o.is_empty())
-            .collect();
-        (!list.contains(&"*")).then_some(list)
+        let origins: Vec<&str> = list(&self.cors_allowed_origins).collect();
+        (!origins.contains(&"*")).then_some(origins)
     }
+}
+
+/// The items of a comma-separated setting, trimmed, empty ones left out.
+pub fn list(text: &str) -> impl Iterator<Item = &str> {
+    text.split(',').map(str::trim).filter(|s| !s.is_empty())
+}
+
+/// A comma-separated setting of addresses and CIDR ranges (`10.0.0.0/8, 192.168.1.7`).
+pub fn networks(key: &str, text: &str) -> Result<Vec<ipnet::IpNet>, ConfigError> {
+    list(text)
+        .map(|net| {
+            net.parse::<ipnet::IpNet>()
+                .or_else(|_| net.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                .map_err(|_| {
+                    ConfigError::Invalid(format!(
+                        "{key}: `{net}` is not an address or a CIDR range"
+                    ))
+                })
+        })
+        .collect()
 }
 
 /// The database URL with any password replaced, for log lines and error messages.

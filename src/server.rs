@@ -72,6 +72,7 @@ impl Server {
         let started_at = Instant::now();
         // The access lists are parsed first: a typo in one fails the start before anything runs.
         let access = AccessRules::from_config(&config)?;
+        let client_limits = api::guard::ClientLimits::from_config(&config)?;
         let config = Arc::new(config);
         let metrics = Arc::new(Metrics::new());
         log::info!("using database {}", redact_url(&config.database_url));
@@ -157,10 +158,7 @@ impl Server {
                 live: broadcaster::sessions_of(&broadcaster),
                 stats: api::stats::StatsCache::default(),
                 started_at,
-                client_limits: api::guard::ClientLimits::new(
-                    config.api_requests_per_ip_per_sec,
-                    config.api_requests_per_ip_per_sec.saturating_mul(10),
-                ),
+                client_limits,
             },
         )
         .map_err(|source| StartError::Bind {

@@ -550,15 +550,23 @@ async fn a_read_token_guards_everything_but_liveness() {
     );
 }
 
-/// Sends one raw HTTP GET from the loopback address `source` and returns the status code.
-async fn status_from(source: &str, api: std::net::SocketAddr, path: &str) -> u16 {
+/// Sends one raw HTTP GET from the loopback address `source`, with `forwarded_for` as its
+/// X-Forwarded-For when given, and returns the status code.
+async fn status_from(
+    source: &str,
+    api: std::net::SocketAddr,
+    path: &str,
+    forwarded_for: Option<&str>,
+) -> u16 {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let socket = tokio::net::TcpSocket::new_v4().unwrap();
     socket
         .bind(std::net::SocketAddr::new(source.parse().unwrap(), 0))
         .unwrap();
     let mut stream = socket.connect(api).await.unwrap();
-    let request = format!("GET {path} HTTP/1.1\r\nHost: tart\r\nConnection: close\r\n\r\n");
+    let forwarded = forwarded_for.map_or(String::new(), |f| format!("X-Forwarded-For: {f}\r\n"));
+    let request =
+        format!("GET {path} HTTP/1.1\r\nHost: tart\r\n{forwarded}Connection: close\r\n\r\n");
     stream.write_all(request.as_bytes()).await.unwrap();
     let mut response = String::new();
     stream.read_to_string(&mut response).await.unwrap();
@@ -578,12 +586,43 @@ async fn a_client_over_its_request_rate_gets_429_and_others_are_served() {
     let api = server.api_addr;
     let mut statuses = Vec::new();
     for _ in 0..11 {
-        statuses.push(status_from("127.0.0.9", api, "/api/health").await);
+        statuses.push(status_from("127.0.0.9", api, "/api/health", None).await);
     }
     assert_eq!(statuses[..10], [200; 10]);
     assert_eq!(statuses[10], 429);
-    assert_eq!(status_from("127.0.0.10", api, "/api/health").await, 200);
-    assert_eq!(server.metric("telemetry_api_requests_limited_total"), 1.0);
+    assert_eq!(
+        status_from("127.0.0.9", api, "/api/health", Some("203.0.113.1")).await,
+        429,
+        "X-Forwarded-For from an address that is not a trusted proxy is ignored"
+    );
+    assert_eq!(
+        status_from("127.0.0.10", api, "/api/health", None).await,
+        200
+    );
+    assert_eq!(server.metric("telemetry_api_requests_limited_total"), 2.0);
+}
+
+/// Behind a trusted proxy the client in X-Forwarded-For is limited, not the proxy.
+#[actix_web::test]
+async fn behind_a_trusted_proxy_each_forwarded_client_is_limited_on_its_own() {
+    let db = TestDb::new();
+    let server = TestServer::start(Config {
+        api_requests_per_ip_per_sec: 1,
+        api_trusted_proxies: "127.0.0.11".into(),
+        ..test_config(&db)
+    })
+    .await;
+    let api = server.api_addr;
+    let from = |client: &'static str| status_from("127.0.0.11", api, "/api/health", Some(client));
+    for _ in 0..10 {
+        assert_eq!(from("203.0.113.1").await, 200);
+    }
+    assert_eq!(from("203.0.113.1").await, 429);
+    assert_eq!(
+        from("203.0.113.2").await,
+        200,
+        "another client behind the same proxy"
+    );
 }
 
 /// 20,000 node rows (as a flood of fabricated handshakes would leave): `/api/nodes` answers a

@@ -4,7 +4,7 @@
 //!
 //! The token goes in `Authorization: Bearer <token>`, or for a browser's WebSocket (which cannot
 //! set headers) in `?token=<token>`. Behind a reverse proxy every request comes from the proxy's
-//! address: limit there, or raise the rate here.
+//! address: list it in `api_trusted_proxies` and the client in its `X-Forwarded-For` is limited.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -17,7 +17,10 @@ use actix_web::http::header;
 use actix_web::middleware::Next;
 use actix_web::{web, Error};
 
+use ipnet::IpNet;
+
 use super::{ApiContext, ApiError};
+use crate::config::{networks, Config, ConfigError};
 
 /// Paths anyone may read: a load balancer's or Kubernetes' liveness probe has no token.
 const OPEN_PATHS: &[&str] = &["/api/health"];
@@ -29,17 +32,40 @@ const MAX_TRACKED_CLIENTS: usize = 10_000;
 pub struct ClientLimits {
     per_sec: f64,
     burst: f64,
+    trusted_proxies: Vec<IpNet>,
     clients: Mutex<HashMap<IpAddr, (f64, Instant)>>,
 }
 
 impl ClientLimits {
-    /// `per_sec` = 0 turns limiting off.
-    pub fn new(per_sec: u32, burst: u32) -> Self {
-        ClientLimits {
+    /// `api_requests_per_ip_per_sec` (0 turns limiting off) with a burst of ten times that, and
+    /// the proxies whose `X-Forwarded-For` is believed.
+    pub fn from_config(config: &Config) -> Result<Self, ConfigError> {
+        let per_sec = config.api_requests_per_ip_per_sec;
+        Ok(ClientLimits {
             per_sec: f64::from(per_sec),
-            burst: f64::from(burst.max(1)),
+            burst: f64::from(per_sec.saturating_mul(10).max(1)),
+            trusted_proxies: networks("api_trusted_proxies", &config.api_trusted_proxies)?,
             clients: Mutex::new(HashMap::new()),
+        })
+    }
+
+    fn trusted(&self, ip: IpAddr) -> bool {
+        let ip = ip.to_canonical();
+        self.trusted_proxies.iter().any(|n| n.contains(&ip))
+    }
+
+    /// Whom a request is from: its peer, or behind a trusted proxy the nearest address in
+    /// `forwarded` (an `X-Forwarded-For` value) that is not a trusted proxy too.
+    fn client(&self, peer: IpAddr, forwarded: Option<&str>) -> IpAddr {
+        if !self.trusted(peer) {
+            return peer;
         }
+        forwarded
+            .into_iter()
+            .flat_map(|header| header.rsplit(','))
+            .map_while(|entry| entry.trim().parse::<IpAddr>().ok())
+            .find(|ip| !self.trusted(*ip))
+            .unwrap_or(peer)
     }
 
     /// True if `ip` may make one more request at `now`.
@@ -99,7 +125,12 @@ pub async fn check(
         .app_data::<web::Data<ApiContext>>()
         .expect("the API context is registered")
         .clone();
-    if let Some(ip) = req.peer_addr().map(|a| a.ip()) {
+    if let Some(peer) = req.peer_addr().map(|a| a.ip()) {
+        let forwarded = req
+            .headers()
+            .get("x-forwarded-for")
+            .and_then(|v| v.to_str().ok());
+        let ip = api.client_limits.client(peer, forwarded);
         if !api.client_limits.admit(ip, Instant::now()) {
             api.metrics.api_requests_limited.inc();
             return Err(ApiError::too_many_requests(format!(
@@ -130,17 +161,38 @@ mod tests {
     use super::*;
     use std::time::Duration;
 
+    fn limits(per_sec: &str, proxies: &str) -> ClientLimits {
+        let overrides = [
+            ("api_requests_per_ip_per_sec".to_owned(), per_sec.to_owned()),
+            ("api_trusted_proxies".to_owned(), proxies.to_owned()),
+        ];
+        ClientLimits::from_config(&Config::load(None, &overrides).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn forwarded_for_counts_only_behind_a_trusted_proxy() {
+        let limits = limits("1", "10.1.0.0/16");
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        let header = Some("203.0.113.5, 198.51.100.7, 10.1.2.3");
+        assert_eq!(limits.client(ip("10.1.0.1"), header), ip("198.51.100.7"));
+        assert_eq!(limits.client(ip("192.0.2.1"), header), ip("192.0.2.1"));
+        assert_eq!(limits.client(ip("10.1.0.1"), None), ip("10.1.0.1"));
+        assert_eq!(limits.client(ip("10.1.0.1"), Some("junk")), ip("10.1.0.1"));
+    }
+
     #[test]
     fn each_client_has_its_own_bucket() {
-        let limits = ClientLimits::new(1, 2);
+        // 1/s: a burst of 10.
+        let limits = limits("1", "");
         let (a, b) = ("10.0.0.1".parse().unwrap(), "10.0.0.2".parse().unwrap());
         let t0 = Instant::now();
-        assert!(limits.admit(a, t0));
-        assert!(limits.admit(a, t0));
+        for _ in 0..10 {
+            assert!(limits.admit(a, t0));
+        }
         assert!(!limits.admit(a, t0));
         assert!(limits.admit(b, t0));
         assert!(limits.admit(a, t0 + Duration::from_secs(1)));
-        assert!(ClientLimits::new(0, 1).admit(a, t0));
+        assert!(super::tests::limits("0", "").admit(a, t0));
     }
 
     #[test]

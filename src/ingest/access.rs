@@ -15,7 +15,7 @@ use std::time::Instant;
 
 use ipnet::IpNet;
 
-use crate::config::{Config, ConfigError};
+use crate::config::{list, networks, Config, ConfigError};
 use crate::jip3::NodeInformation;
 
 /// The configured rules, parsed once at start-up.
@@ -32,10 +32,6 @@ pub struct AccessRules {
 /// Why a connection was refused before or at its handshake: the metric label.
 pub type Refusal = &'static str;
 
-fn list(text: &str) -> impl Iterator<Item = &str> {
-    text.split(',').map(str::trim).filter(|s| !s.is_empty())
-}
-
 fn hash(key: &str, text: &str) -> Result<[u8; 32], ConfigError> {
     let mut out = [0u8; 32];
     hex::decode_to_slice(text.trim_start_matches("0x"), &mut out).map_err(|_| {
@@ -48,17 +44,7 @@ fn hash(key: &str, text: &str) -> Result<[u8; 32], ConfigError> {
 
 impl AccessRules {
     pub fn from_config(config: &Config) -> Result<Self, ConfigError> {
-        let allowed_networks = list(&config.allowed_networks)
-            .map(|net| {
-                net.parse::<IpNet>()
-                    .or_else(|_| net.parse::<IpAddr>().map(IpNet::from))
-                    .map_err(|_| {
-                        ConfigError::Invalid(format!(
-                            "allowed_networks: `{net}` is not an address or a CIDR range"
-                        ))
-                    })
-            })
-            .collect::<Result<_, _>>()?;
+        let allowed_networks = networks("allowed_networks", &config.allowed_networks)?;
         let allowed_peer_ids = list(&config.allowed_peer_ids)
             .map(|id| hash("allowed_peer_ids", id))
             .collect::<Result<_, _>>()?;
