@@ -61,15 +61,17 @@ impl QueueBudget {
         self.capacity
     }
 
-    /// What `events` cost. One event is never charged more than the whole budget, so it
-    /// always fits once the queue is empty.
+    /// What one event is charged in bytes: never more than the whole budget, so it always fits
+    /// once the queue is empty.
+    fn cost(&self, event: &IngestEvent) -> usize {
+        memory_cost(event).min(self.capacity.bytes)
+    }
+
+    /// What `events` cost.
     pub fn charge(&self, events: &[IngestEvent]) -> Charge {
         Charge {
             events: events.len(),
-            bytes: events
-                .iter()
-                .map(|event| memory_cost(event).min(self.capacity.bytes))
-                .sum(),
+            bytes: events.iter().map(|event| self.cost(event)).sum(),
         }
     }
 
@@ -104,15 +106,15 @@ impl QueueBudget {
         }
     }
 
-    /// How many of `events`, from the front, fit in the whole budget at once (at least one: the
-    /// configuration keeps any single event within it).
+    /// How many of `events`, from the front, fit in the whole budget at once (at least one:
+    /// no single event is charged more than the budget, see [`Self::cost`]).
     pub fn fitting(&self, events: &[IngestEvent]) -> usize {
         let mut bytes = 0;
         let fit = events
             .iter()
             .take(self.capacity.events)
             .take_while(|event| {
-                bytes += memory_cost(event).min(self.capacity.bytes);
+                bytes += self.cost(event);
                 bytes <= self.capacity.bytes
             })
             .count();
