@@ -17,7 +17,7 @@ use diesel::QueryableByName;
 use diesel_async::{AsyncConnection, AsyncPgConnection};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::json;
-use tart_backend::sim::{Params, SimConfig, Simulation};
+use tart_backend::sim::{Mix, Params, SimConfig, Simulation, Writes};
 use tokio_util::sync::CancellationToken;
 
 /// As in the server (see `main.rs`): the load generator shares the cores with the server under
@@ -40,6 +40,16 @@ struct Args {
     /// Raise the rate step by step (rate limiter off) until stored events/s stops rising.
     #[arg(long)]
     search: bool,
+    /// batched: each node writes a tick's frames at once (~4 events per write at 100/s);
+    /// per-event: every frame in a write of its own, as real nodes and other load generators do.
+    #[arg(long, value_enum, default_value_t = Writes::Batched)]
+    writes: Writes,
+    /// What fills up to the rate: natural, or half-status (Status for half of all events).
+    #[arg(long, value_enum, default_value_t = Mix::Natural)]
+    mix: Mix,
+    /// JAM parameters of the nodes: tiny (C=2), full (C=341) or mixed (alternating).
+    #[arg(long, default_value = "mixed")]
+    params: Params,
     /// Leave out the WebSocket subscriber.
     #[arg(long)]
     no_websocket: bool,
@@ -163,6 +173,45 @@ fn process_usage(pid: u32) -> (u64, u64, f64) {
     (field("VmHWM:"), field("VmRSS:"), ticks / 100.0)
 }
 
+/// CPU seconds of every PostgreSQL process on this machine so far: the live ones' own, and the
+/// postmaster's reaped children (backends that ended). Other databases' work counts too, so
+/// compare runs on a quiet machine.
+fn postgres_cpu_seconds() -> f64 {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return 0.0;
+    };
+    let mut ticks = 0.0;
+    for entry in entries.flatten() {
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        let Some((head, rest)) = stat.rsplit_once(')') else {
+            continue;
+        };
+        if !head.ends_with("(postgres") {
+            continue;
+        }
+        let fields: Vec<f64> = rest
+            .split_whitespace()
+            .map(|f| f.parse().unwrap_or(0.0))
+            .collect();
+        // After the name: state is field 0, ppid 1, utime 11, stime 12, cutime 13, cstime 14.
+        let own = fields.get(11).unwrap_or(&0.0) + fields.get(12).unwrap_or(&0.0);
+        let parent_is_postgres = std::fs::read_to_string(format!(
+            "/proc/{}/comm",
+            fields.get(1).copied().unwrap_or(0.0) as u64
+        ))
+        .is_ok_and(|comm| comm.trim() == "postgres");
+        let reaped = if parent_is_postgres {
+            0.0
+        } else {
+            fields.get(13).unwrap_or(&0.0) + fields.get(14).unwrap_or(&0.0)
+        };
+        ticks += own + reaped;
+    }
+    ticks / 100.0
+}
+
 /// What the WebSocket subscriber saw: events received, and latency samples (event time as the
 /// node stamped it → received here), one per event.
 #[derive(Default)]
@@ -258,6 +307,7 @@ async fn main() {
         args.postgres,
         chrono::Utc::now().format("%Y%m%d%H%M%S")
     );
+    let postgres_cpu_at_start = postgres_cpu_seconds();
     let (mut server, addr, api) = start_server(&db_url, &args);
     let pid = server.id();
     let stop_subscriber = Arc::new(AtomicBool::new(false));
@@ -274,7 +324,9 @@ async fn main() {
         let simulation = Simulation::new(SimConfig {
             nodes: args.nodes,
             rate: Some(rate as f64),
-            params: Params::Mixed,
+            params: args.params,
+            writes: args.writes,
+            mix: args.mix,
             seed: step as u64,
             ..SimConfig::new(addr)
         });
@@ -336,6 +388,7 @@ async fn main() {
         })
     };
     let (peak_kb, rss_kb, cpu_secs) = process_usage(pid);
+    let postgres_cpu = postgres_cpu_seconds() - postgres_cpu_at_start;
     let _ = Command::new("kill")
         .args(["-TERM", &pid.to_string()])
         .status();
@@ -392,6 +445,8 @@ async fn main() {
         "rss_per_connection_kb": peak_kb / args.nodes.max(1) as u64,
         "server_cpu_seconds": cpu_secs,
         "server_cpu_seconds_per_million_events": (cpu_secs * 1e6 / rows.max(1) as f64 * 100.0).round() / 100.0,
+        "postgres_cpu_seconds": (postgres_cpu * 100.0).round() / 100.0,
+        "postgres_cpu_seconds_per_million_events": (postgres_cpu * 1e6 / rows.max(1) as f64 * 100.0).round() / 100.0,
         "stored_bytes_per_event": events_bytes / rows.max(1),
         "server_exit_code": exit,
     });

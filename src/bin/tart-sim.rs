@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use clap::Parser;
-use tart_backend::sim::{Dialects, Params, SimConfig, Simulation};
+use tart_backend::sim::{Dialects, Mix, Params, SimConfig, Simulation, Writes};
 use tokio_util::sync::CancellationToken;
 
 /// As in the server (see `main.rs`): the simulator allocates an event at a time, too.
@@ -46,6 +46,13 @@ struct Args {
     /// Seed for identities and events: the same seed gives the same nodes.
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// batched: a tick's frames in one write; per-event: every frame in a write of its own.
+    #[arg(long, value_enum, default_value_t = Writes::Batched)]
+    writes: Writes,
+    /// What fills up to --rate: natural (a validator's flow) or half-status (Status for half of
+    /// all events, as another telemetry server's load generator sends).
+    #[arg(long, value_enum, default_value_t = Mix::Natural)]
+    mix: Mix,
     /// Slot length in milliseconds (JAM: 6000).
     #[arg(long, default_value_t = 6000, value_parser = clap::value_parser!(u64).range(1..))]
     slot_ms: u64,
@@ -86,6 +93,8 @@ async fn main() {
         duration: args.duration.map(Duration::from_secs),
         seed: args.seed,
         slot_duration: Duration::from_millis(args.slot_ms),
+        writes: args.writes,
+        mix: args.mix,
         ..SimConfig::new(target)
     };
     log::info!(

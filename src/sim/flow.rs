@@ -14,6 +14,7 @@ mod values;
 
 use super::outbox::Outbox;
 use super::world::World;
+use super::Mix;
 use crate::jip3::events::{EventId, Slot, Timestamp};
 use crate::jip3::generate::Generator;
 use crate::jip3::{Event, JamParameters, ProtocolVersion};
@@ -159,6 +160,8 @@ pub struct FlowSettings {
     pub all_types: bool,
     /// The telemetry protocol version the node speaks (event 61's form).
     pub version: ProtocolVersion,
+    /// What the pacer fills with.
+    pub mix: Mix,
 }
 
 /// One node's event model: plans each slot into chains and sends their events when due.
@@ -182,6 +185,9 @@ pub struct Flow {
     started: bool,
     /// A node that just started generates its tickets at once rather than at the next epoch.
     just_started: bool,
+    /// Events and Status events sent so far, for [`Mix::HalfStatus`].
+    sent: u64,
+    statuses_sent: u64,
 }
 
 impl Flow {
@@ -206,6 +212,8 @@ impl Flow {
             not_before: 0,
             started: false,
             just_started: false,
+            sent: 0,
+            statuses_sent: 0,
         }
     }
 
@@ -262,7 +270,15 @@ impl Flow {
             }
         }
         while self.pacer.as_ref().is_some_and(|p| p.credit >= 1.0) {
-            let chain = self.filler(now);
+            let chain = if self.timing.mix == Mix::HalfStatus && self.statuses_sent * 2 < self.sent
+            {
+                let mut chain = Chain::at(now);
+                let status = self.status();
+                chain.then(NOW, status);
+                chain
+            } else {
+                self.filler(now)
+            };
             let mut chain = self.timed(chain).ending_at(now);
             while chain.next_at().is_some() {
                 self.send_step(&mut chain, out);
@@ -308,6 +324,8 @@ impl Flow {
         if let Some(pacer) = &mut self.pacer {
             pacer.credit -= 1.0;
         }
+        self.sent += 1;
+        self.statuses_sent += u64::from(matches!(event, Event::Status { .. }));
         out.push(self.timing.jam_start + at, event)
     }
 
@@ -416,6 +434,7 @@ mod tests {
             rate,
             all_types,
             version,
+            mix: Mix::Natural,
         };
         Flow::new(world, index, params, settings)
     }

@@ -58,6 +58,30 @@ pub struct SimConfig {
     pub slot_duration: Duration,
     /// The longest wait between reconnection attempts.
     pub max_backoff: Duration,
+    /// How the nodes write their frames.
+    pub writes: Writes,
+    /// Which events fill up to the rate.
+    pub mix: Mix,
+}
+
+/// How a simulated node writes its frames to the socket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Writes {
+    /// The frames of a 40 ms tick in one write: cheap for the simulator at 1,024 nodes.
+    Batched,
+    /// Every frame in a write of its own, ticks of 10 ms: what a real node does when it sends
+    /// each event as it happens (and what other load generators do).
+    PerEvent,
+}
+
+/// Which events a node sends beyond its natural flow when a rate asks for more.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Mix {
+    /// Announcements, assurances, guarantees, tickets and requests, as a validator's flow has.
+    Natural,
+    /// Status for half of all events, as another JAM telemetry server's load generator sends
+    /// (with full parameters that is 341 per-core counts in every other event).
+    HalfStatus,
 }
 
 impl SimConfig {
@@ -73,6 +97,8 @@ impl SimConfig {
             seed: 0,
             slot_duration: Duration::from_secs(6),
             max_backoff: Duration::from_secs(5),
+            writes: Writes::Batched,
+            mix: Mix::Natural,
         }
     }
 }
@@ -284,6 +310,7 @@ impl Simulation {
                 rate: self.config.rate,
                 all_types: self.config.all_types,
                 version: dialect.version,
+                mix: self.config.mix,
             };
             let node = Node {
                 index,
@@ -291,6 +318,7 @@ impl Simulation {
                 flow: Flow::new(self.world, index, params, settings),
                 target: self.config.target,
                 max_backoff: self.config.max_backoff,
+                writes: self.config.writes,
                 clock,
                 stats: self.stats.clone(),
                 out: Outbox::default(),

@@ -14,12 +14,15 @@ use tokio_util::sync::CancellationToken;
 
 use super::flow::{Flow, Micros};
 use super::outbox::Outbox;
-use super::SimStats;
+use super::{SimStats, Writes};
 use crate::jip3::codec::frame;
 use crate::jip3::NodeInformation;
 
 /// Frames collect for this long before a write: cheap at 1,024 nodes, prompt enough to watch.
 const TICK: Duration = Duration::from_millis(40);
+/// With a write per frame, the flow advances this often, so the frames of a tick (about one at
+/// 100 events/s) leave close to when they happen.
+const PER_EVENT_TICK: Duration = Duration::from_millis(10);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 /// A session that lasted this long was a real one: the next reconnect starts without waiting.
@@ -49,6 +52,7 @@ pub struct Node {
     pub flow: Flow,
     pub target: SocketAddr,
     pub max_backoff: Duration,
+    pub writes: Writes,
     pub clock: Clock,
     pub stats: Arc<SimStats>,
     pub out: Outbox,
@@ -134,7 +138,10 @@ impl Node {
             self.out.push(lost.first, &lost.as_dropped());
         }
         self.flow.connected(self.clock.now());
-        let mut ticker = tokio::time::interval(TICK);
+        let mut ticker = tokio::time::interval(match self.writes {
+            Writes::Batched => TICK,
+            Writes::PerEvent => PER_EVENT_TICK,
+        });
         ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let mut scratch = [0u8; 64];
         loop {
@@ -157,9 +164,20 @@ impl Node {
                         stop.cancelled().await;
                         tokio::time::sleep(STOP_GRACE).await;
                     };
+                    let writes = async {
+                        match self.writes {
+                            Writes::Batched => writer.write_all(bytes).await,
+                            Writes::PerEvent => {
+                                for frame in frames(bytes) {
+                                    writer.write_all(frame).await?;
+                                }
+                                Ok(())
+                            }
+                        }
+                    };
                     let written = tokio::select! {
                         _ = stopped => return Ended::Stopped,
-                        written = writer.write_all(bytes) => written,
+                        written = writes => written,
                     };
                     if let Err(e) = written {
                         return Ended::Lost(e.to_string());
@@ -170,6 +188,16 @@ impl Node {
             }
         }
     }
+}
+
+/// The frames (length prefix included) of a run of whole frames.
+fn frames(mut bytes: &[u8]) -> impl Iterator<Item = &[u8]> {
+    std::iter::from_fn(move || {
+        let len = 4 + u32::from_le_bytes(bytes.get(..4)?.try_into().ok()?) as usize;
+        let (frame, rest) = bytes.split_at(len.min(bytes.len()));
+        bytes = rest;
+        Some(frame)
+    })
 }
 
 /// Sleeps; false if `stop` came first.
