@@ -195,7 +195,9 @@ impl CaptureDecoder<'_> {
             };
         };
         match stream.next(body) {
-            EventFrame::Decoded { event_id, event } => {
+            EventFrame::Decoded {
+                event_id, event, ..
+            } => {
                 self.summary.events += 1;
                 self.line(&Line::Event {
                     offset,

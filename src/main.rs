@@ -4,10 +4,14 @@ use std::process::ExitCode;
 
 use std::net::{Ipv4Addr, SocketAddr};
 
+use chrono::{DateTime, Utc};
 use clap::{Parser, Subcommand};
+use diesel_async::{AsyncConnection, AsyncPgConnection};
 use tart_backend::config::Config;
+use tart_backend::jip3::Event;
 use tart_backend::server::Server;
 use tart_backend::sim::{Dialects, Params, SimConfig};
+use tart_backend::store::decoded::Range;
 use tokio_util::sync::CancellationToken;
 
 /// Events are many small allocations freed on other threads: glibc's malloc and free were 15-19%
@@ -53,12 +57,36 @@ enum Command {
         #[arg(default_value = "-")]
         file: String,
     },
+    /// Decode stored events into the `decoded_events` table, to read their fields in SQL
+    /// (events are stored in their wire form; see the README's "Storage").
+    DecodeEvents {
+        /// Received at or after this time (RFC 3339, e.g. 2026-12-01T10:00:00Z).
+        #[arg(long)]
+        from: Option<DateTime<Utc>>,
+        /// Received before this time.
+        #[arg(long)]
+        to: Option<DateTime<Utc>>,
+        /// Only this node (64 hex digits).
+        #[arg(long)]
+        node: Option<String>,
+        /// Only this event type, by number or name (repeatable).
+        #[arg(long = "type", value_parser = parse_event_type)]
+        types: Vec<i16>,
+    },
     /// Exit 0 if a running TART answers its health endpoint (for container HEALTHCHECKs, which
     /// have no curl in a slim image).
     Healthcheck {
         #[arg(long, default_value = "http://127.0.0.1:8080/api/health")]
         url: String,
     },
+}
+
+fn parse_event_type(text: &str) -> Result<i16, String> {
+    text.parse::<u8>()
+        .ok()
+        .or_else(|| Event::discriminator_of(text))
+        .map(i16::from)
+        .ok_or_else(|| format!("`{text}` is neither an event number (0-255) nor an event name"))
 }
 
 fn parse_key_value(text: &str) -> Result<(String, String), String> {
@@ -96,6 +124,20 @@ fn main() -> ExitCode {
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(config, cli.demo),
         Command::Decode { file } => decode(&file, config.max_frame_bytes),
+        Command::DecodeEvents {
+            from,
+            to,
+            node,
+            types,
+        } => decode_events(
+            &config.database_url,
+            Range {
+                from,
+                to,
+                node_id: node,
+                event_types: types,
+            },
+        ),
         Command::Healthcheck { url } => match healthcheck(&url) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
@@ -200,6 +242,31 @@ fn decode(file: &str, max_frame: usize) -> ExitCode {
         Err(e) => {
             eprintln!("error: {e}");
             ExitCode::from(2)
+        }
+    }
+}
+
+fn decode_events(database_url: &str, range: Range) -> ExitCode {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    let filled = runtime.block_on(async {
+        let mut conn = AsyncPgConnection::establish(database_url)
+            .await
+            .map_err(|e| e.to_string())?;
+        tart_backend::store::decoded::fill(&mut conn, &range)
+            .await
+            .map_err(|e| e.to_string())
+    });
+    match filled {
+        Ok(added) => {
+            say(&format!("decoded {added} events into decoded_events"));
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
         }
     }
 }

@@ -14,7 +14,7 @@
 
 use std::os::fd::OwnedFd;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
@@ -23,11 +23,12 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use tokio::sync::mpsc;
 
-use crate::jip3::Event;
+use crate::jip3::{stored, Dialect, Event};
 use crate::store::models::{NewSession, NodeConnection, RateLimitGap};
 use crate::store::write::SessionCounts;
 
-/// Bookkeeping per queued live event besides its JSON, as the live stream's byte budgets count it.
+/// Bookkeeping per queued live event besides its fields and JSON, as the live stream's byte
+/// budgets count it (small events' JSON is mostly names and keys, also covered by this).
 const EVENT_OVERHEAD: usize = 128;
 
 /// One event frame on its way from a connection to the database.
@@ -47,14 +48,46 @@ pub enum Payload {
     Decoded {
         /// The node's JIP-3 timestamp.
         timestamp: u64,
-        event: Event,
-        /// The event's JSON form, made once for storage and the live stream.
-        json: Arc<str>,
+        discriminator: u8,
+        /// The bytes after the discriminator as the node sent them: what is stored, and what the
+        /// JSON is made from when somebody reads it.
+        fields: Bytes,
+        /// What the `blocks` table keeps of the events that report a block.
+        block: Option<BlockFacts>,
     },
     Failed {
         raw: Bytes,
         error: String,
     },
+}
+
+/// The block a BestBlockChanged, FinalizedBlockChanged or Authored event reports, taken from the
+/// decoded event at ingest (the decoded event itself is not kept).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BlockFacts {
+    /// `best`, `finalized` or `authored`, as the `blocks.kind` column says.
+    pub kind: &'static str,
+    /// None for Authored, whose outline has no slot.
+    pub slot: Option<u32>,
+    pub header_hash: [u8; 32],
+}
+
+impl BlockFacts {
+    pub fn of(event: &Event) -> Option<BlockFacts> {
+        let (kind, slot, hash) = match event {
+            Event::BestBlockChanged { slot, header_hash } => ("best", Some(*slot), header_hash),
+            Event::FinalizedBlockChanged { slot, header_hash } => {
+                ("finalized", Some(*slot), header_hash)
+            }
+            Event::Authored { outline, .. } => ("authored", None, &outline.header_hash),
+            _ => return None,
+        };
+        Some(BlockFacts {
+            kind,
+            slot,
+            header_hash: hash.0,
+        })
+    }
 }
 
 impl IngestEvent {
@@ -86,6 +119,8 @@ impl IngestEvent {
 pub struct EventBatch {
     pub node_id: Arc<str>,
     pub session_id: i64,
+    /// How the session's events are read (for JSON, made when somebody reads them).
+    pub dialect: Dialect,
     /// When the read that produced these frames completed, for the ingest-latency histogram.
     pub read_at: Instant,
     /// How long the connection waited for queue room before handing the batch on: time the
@@ -105,6 +140,7 @@ impl EventBatch {
         EventBatch {
             node_id: self.node_id.clone(),
             session_id: self.session_id,
+            dialect: self.dialect,
             read_at: self.read_at,
             held_back: Duration::ZERO,
             events: self.events.split_off(at),
@@ -173,7 +209,9 @@ pub struct WriterInbox {
 
 // ---- api (ws_session) ↔ live (broadcaster) ----
 
-/// One decoded event as the live stream carries it.
+/// One decoded event as the live stream carries it. Its JSON is made when the broadcaster first
+/// hands it to a session, once for every session: an event nobody watches is never turned into
+/// JSON.
 #[derive(Debug)]
 pub struct LiveEvent {
     /// The row id: the same one the REST API returns for this event.
@@ -183,22 +221,53 @@ pub struct LiveEvent {
     pub discriminator: u8,
     /// The node's JIP-3 timestamp.
     pub timestamp: u64,
-    /// The event's externally tagged JSON form, shared with the DB writer's copy.
-    pub json: Arc<str>,
+    /// The bytes after the discriminator, shared with the DB writer's copy.
+    pub fields: Bytes,
+    pub dialect: Dialect,
+    /// Made by [`LiveEvent::json`] on first use.
+    pub(crate) json: OnceLock<String>,
     /// When the frame was read, for `latency_ms` and the broadcast-latency histogram.
     pub read_at: Instant,
 }
 
 impl LiveEvent {
+    pub fn new(
+        event: &IngestEvent,
+        batch: &EventBatch,
+        timestamp: u64,
+        discriminator: u8,
+        fields: &Bytes,
+    ) -> LiveEvent {
+        LiveEvent {
+            id: event.id,
+            node_id: batch.node_id.clone(),
+            event_id: event.event_id,
+            discriminator,
+            timestamp,
+            fields: fields.clone(),
+            dialect: batch.dialect,
+            json: OnceLock::new(),
+            read_at: batch.read_at,
+        }
+    }
+
+    /// The event's externally tagged JSON form, made on first use.
+    pub fn json(&self) -> &str {
+        self.json
+            .get_or_init(|| stored::json(self.discriminator, &self.fields, self.dialect))
+    }
+
     /// The bytes this event holds in a queue, as the budgets count them.
     pub fn cost(&self) -> usize {
-        cost_of(&self.json)
+        cost_of(&self.fields)
     }
 }
 
-/// The bytes an event of this JSON holds in a live queue.
-pub fn cost_of(json: &str) -> usize {
-    json.len() + EVENT_OVERHEAD
+/// The bytes an event of these fields holds in a live queue once its JSON is made: the fields,
+/// and their JSON estimated at twice their size (hex is 2 characters a byte, small numbers
+/// about that with their commas; the names and keys are in the overhead).
+pub fn cost_of(fields: &[u8]) -> usize {
+    3 * fields.len() + EVENT_OVERHEAD
 }
 
 /// Which events a session wants.

@@ -91,6 +91,7 @@ impl Server {
         )
         .await?;
         let ids = Arc::new(IdAllocator::from_database(&service_pool).await?);
+        spawn_legacy_conversion(service_pool.clone());
         spawn_partition_upkeep(service_pool, &config);
 
         let budget = Arc::new(QueueBudget::from_config(&config, &metrics));
@@ -213,6 +214,24 @@ impl Server {
     }
 }
 
+/// Converts events an older TART kept as JSON, in the background (see `store::legacy`).
+fn spawn_legacy_conversion(pool: store::Pool) {
+    actix::spawn(async move {
+        match store::legacy::convert(&pool).await {
+            Ok(done) if done.events + done.kept_as_failures > 0 => log::info!(
+                "converted {} events kept as JSON to wire form ({} kept as decode failures)",
+                done.events,
+                done.kept_as_failures
+            ),
+            Ok(_) => {}
+            Err(e) => log::error!(
+                "converting events kept as JSON stopped ({e}); the rest stay in legacy_events \
+                 and are converted at the next start"
+            ),
+        }
+    });
+}
+
 fn spawn_partition_upkeep(pool: store::Pool, config: &Config) {
     let (ahead, retention) = (config.partitions_ahead_days, config.retention_days);
     actix::spawn(async move {
@@ -221,7 +240,7 @@ fn spawn_partition_upkeep(pool: store::Pool, config: &Config) {
         loop {
             ticks.tick().await;
             if let Err(e) = partitions::maintain(&pool, ahead, retention).await {
-                log::error!("partition upkeep failed (rows still land in events_default): {e}");
+                log::error!("partition upkeep failed (rows still land in event_rows_default): {e}");
             }
         }
     });

@@ -29,8 +29,9 @@ struct StoredEvent {
 }
 
 async fn stored_events(conn: &mut AsyncPgConnection, node_id: &str) -> Vec<StoredEvent> {
+    decode_stored(conn).await;
     diesel::sql_query(
-        "SELECT event_id, event_type, timestamp, data FROM events WHERE node_id = $1 \
+        "SELECT event_id, event_type, timestamp, data FROM decoded_events WHERE node_id = $1 \
          ORDER BY event_id, event_type",
     )
     .bind::<Text, _>(node_id)
@@ -109,18 +110,19 @@ async fn every_event_type_is_stored_exactly_for_nodes_with_different_core_counts
     )
     .await;
     assert_eq!(node_row, 341);
-    // The key the server wrote is the one the migration computes in SQL for older rows, so the
-    // node index finds every row of the node.
+    // Each node's rows carry the one key `node_keys` maps to its id, so the node index finds
+    // them all and no other node's.
     for node in [&small, &large] {
         let keyed = count(
             conn,
-            "SELECT count(*) AS n FROM events WHERE node_id = $1 \
-             AND node_key = ('x' || substr(node_id, 1, 16))::bit(64)::bigint",
+            "SELECT count(*) AS n FROM event_rows e JOIN node_keys k ON k.node_key = e.node_key \
+             WHERE k.node_id = $1",
             &node.node_id(),
         )
         .await;
         assert_eq!(keyed, 115, "node_key of node {}", node.node_id());
     }
+
     drop(server);
 }
 

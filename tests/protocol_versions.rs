@@ -68,11 +68,14 @@ struct Row {
 }
 
 async fn stored(db: &TestDb, node_id: &str) -> Vec<Row> {
+    let conn = &mut db.connect().await;
+    decode_stored(conn).await;
     diesel::sql_query(
-        "SELECT event_id, event_type, data FROM events WHERE node_id = $1 ORDER BY event_id",
+        "SELECT event_id, event_type, data FROM decoded_events WHERE node_id = $1 \
+         ORDER BY event_id",
     )
     .bind::<Text, _>(node_id)
-    .load(&mut db.connect().await)
+    .load(conn)
     .await
     .unwrap()
 }
@@ -116,14 +119,16 @@ struct ClosedLink {
 }
 
 async fn closed_link(db: &TestDb, node_id: &str) -> ClosedLink {
+    let conn = &mut db.connect().await;
+    decode_stored(conn).await;
     diesel::sql_query(
-        "SELECT c.data AS closed, o.event_type AS target_type FROM events c \
-         LEFT JOIN events o ON o.session_id = c.session_id AND o.event_id = \
+        "SELECT c.data AS closed, o.event_type AS target_type FROM decoded_events c \
+         LEFT JOIN decoded_events o ON o.session_id = c.session_id AND o.event_id = \
            (c.data -> 'BlockAnnouncementStreamClosed' ->> 'opened_event_id')::bigint \
          WHERE c.node_id = $1 AND c.event_type = 61",
     )
     .bind::<Text, _>(node_id)
-    .get_result(&mut db.connect().await)
+    .get_result(conn)
     .await
     .unwrap()
 }

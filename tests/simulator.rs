@@ -162,11 +162,11 @@ async fn dangling(
 ) -> (i64, i64) {
     let sql = format!(
         "SELECT count(*) FILTER (WHERE NOT EXISTS ( \
-             SELECT 1 FROM events t WHERE t.node_id = e.node_id \
+             SELECT 1 FROM decoded_events t WHERE t.node_id = e.node_id \
              AND t.session_id = e.session_id AND t.event_type IN ({targets}) \
              AND t.event_id = (e.data->'{source}'->>'{field}')::int8)) AS n, \
          count(*) AS total \
-         FROM events e WHERE e.data -> $1 IS NOT NULL"
+         FROM decoded_events e WHERE e.data -> $1 IS NOT NULL"
     );
     #[derive(QueryableByName)]
     struct Counts {
@@ -198,6 +198,7 @@ async fn stored_references_point_at_events_of_the_right_type_in_the_same_session
     all_stored(&db, &report).await;
 
     let conn = &mut db.connect().await;
+    decode_stored(conn).await;
     for (source, field, targets) in [
         ("BlockExecuted", "authoring_or_importing_event_id", "40, 43"),
         ("Authored", "authoring_event_id", "40"),
@@ -213,7 +214,7 @@ async fn stored_references_point_at_events_of_the_right_type_in_the_same_session
 
     // And every reference of every stored event, by the spec's table.
     let events: Vec<StoredEvent> =
-        diesel::sql_query("SELECT session_id, event_id, event_type, data FROM events")
+        diesel::sql_query("SELECT session_id, event_id, event_type, data FROM decoded_events")
             .load(conn)
             .await
             .unwrap();
@@ -243,10 +244,12 @@ async fn stored_references_point_at_events_of_the_right_type_in_the_same_session
 
 /// Dropped events whose next stored event (same session) does not have the ID N further on.
 async fn ids_not_advanced_by_dropped(db: &TestDb) -> i64 {
+    let conn = &mut db.connect().await;
+    decode_stored(conn).await;
     count(
-        &mut db.connect().await,
-        "SELECT count(*) AS n FROM events d WHERE d.event_type = 0 AND $1 = $1 AND \
-         (SELECT min(x.event_id) FROM events x WHERE x.session_id = d.session_id \
+        conn,
+        "SELECT count(*) AS n FROM decoded_events d WHERE d.event_type = 0 AND $1 = $1 AND \
+         (SELECT min(x.event_id) FROM decoded_events x WHERE x.session_id = d.session_id \
           AND x.event_id > d.event_id) \
          <> d.event_id + (d.data->'Dropped'->>'num_dropped')::int8",
         "",
@@ -312,11 +315,12 @@ async fn nodes_reconnect_when_the_server_comes_back_on_the_same_port() {
     }
     let report = sim.finish().await;
     assert_eq!(report.reconnects(), 3, "one reconnect per node");
+    decode_stored(&mut db.connect().await).await;
     for node in &report.nodes {
         // What the first connection never delivered opens the second as Dropped(N), ID 0.
         let opened_with = stored(
             &db,
-            "SELECT coalesce((SELECT (data->'Dropped'->>'num_dropped')::int8 FROM events \
+            "SELECT coalesce((SELECT (data->'Dropped'->>'num_dropped')::int8 FROM decoded_events \
              WHERE node_id = $1 AND event_id = 0 AND event_type = 0 AND session_id = \
              (SELECT max(session_id) FROM node_sessions WHERE node_id = $1)), 0) AS n",
             &node.node_id,

@@ -79,7 +79,7 @@ fuzz_target!(|data: &[u8]| {
     }
 
     match via_stream {
-        EventFrame::Decoded { event_id, event: e } => {
+        EventFrame::Decoded { event_id, event: e, .. } => {
             assert_eq!(event_id, 0);
             assert_eq!(e, event, "EventStream decoded another event");
         }

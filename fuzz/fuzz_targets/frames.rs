@@ -98,7 +98,7 @@ fuzz_target!(|data: &[u8]| {
     for body in events {
         let id = stream.next_event_id();
         match stream.next(body.clone()) {
-            EventFrame::Decoded { event_id, event } => {
+            EventFrame::Decoded { event_id, event, .. } => {
                 assert_eq!(event_id, id);
                 assert_eq!(stream.next_event_id(), id.wrapping_add(event.id_advance()));
                 let json = serde_json::to_string(&event.event).expect("event to JSON");

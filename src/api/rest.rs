@@ -109,6 +109,13 @@ struct EventOut {
     event_name: &'static str,
 }
 
+/// A page of events.
+#[derive(Serialize)]
+struct EventsPage {
+    events: Vec<EventOut>,
+    truncated: bool,
+}
+
 /// `{"events": [...], "truncated": bool}`: `truncated` when the page was cut to its byte bound
 /// (fewer events than asked for although there are more).
 fn events_response(rows: Vec<EventRow>) -> HttpResponse {
@@ -125,7 +132,7 @@ fn events_response(rows: Vec<EventRow>) -> HttpResponse {
             row,
         })
         .collect();
-    HttpResponse::Ok().json(serde_json::json!({ "events": events, "truncated": truncated }))
+    HttpResponse::Ok().json(EventsPage { events, truncated })
 }
 
 /// `GET /api/events?limit=N` → the newest events of all nodes, newest first.

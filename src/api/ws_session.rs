@@ -279,8 +279,8 @@ fn filter_json(filter: &Option<Filter>) -> serde_json::Value {
 }
 
 /// Writes an event's fields as `{"id":…,…,"event":…`, leaving the object open. The event's JSON
-/// is copied as it was made at ingest, never parsed again; the other values need no escaping
-/// (numbers, hex, RFC 3339 times, event names).
+/// is made once for all sessions (on first use) and copied, never parsed again; the other values
+/// need no escaping (numbers, hex, RFC 3339 times, event names).
 fn write_event(out: &mut String, e: &LiveEvent) {
     let _ = write!(
         out,
@@ -291,12 +291,12 @@ fn write_event(out: &mut String, e: &LiveEvent) {
         e.discriminator,
         Event::name_of(e.discriminator).unwrap_or("Unknown"),
         time::to_rfc3339(e.timestamp),
-        e.json,
+        e.json(),
     );
 }
 
 fn event_message(e: &LiveEvent, latency: Duration, sent_at: &str) -> String {
-    let mut out = String::with_capacity(e.json.len() + 320);
+    let mut out = String::with_capacity(e.json().len() + 320);
     out.push_str(r#"{"type":"event","data":"#);
     write_event(&mut out, e);
     // Milliseconds with three decimals, from integers (float formatting cost more than the rest).
@@ -311,7 +311,7 @@ fn event_message(e: &LiveEvent, latency: Duration, sent_at: &str) -> String {
 }
 
 fn recent_message(events: &[Arc<LiveEvent>]) -> String {
-    let size: usize = events.iter().map(|e| e.json.len() + 256).sum();
+    let size: usize = events.iter().map(|e| e.json().len() + 256).sum();
     let mut out = String::with_capacity(size + 128);
     let _ = write!(
         out,
@@ -450,7 +450,9 @@ mod tests {
             event_id: 7,
             discriminator: 11,
             timestamp: 27_900_000_123_456,
-            json: r#"{"BestBlockChanged":{"slot":5,"header_hash":"0x00"}}"#.into(),
+            fields: [&5u32.to_le_bytes()[..], &[0; 32]].concat().into(),
+            dialect: crate::jip3::Dialect::v1(2),
+            json: Default::default(),
             read_at: Instant::now(),
         };
         let message: serde_json::Value = serde_json::from_str(&event_message(

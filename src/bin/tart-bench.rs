@@ -406,7 +406,7 @@ async fn main() {
     let events_bytes = count(
         &mut db,
         "SELECT coalesce(sum(pg_total_relation_size(inhrelid)), 0)::int8 AS n FROM pg_inherits \
-         WHERE inhparent = 'events'::regclass",
+         WHERE inhparent = coalesce(to_regclass('event_rows'), 'events'::regclass)",
     )
     .await;
     drop(db);

@@ -22,13 +22,11 @@ pub struct Charge {
     pub bytes: usize,
 }
 
-/// An estimate of the memory one pending event holds: the struct, and for a decoded event its
-/// JSON and about as much again for the decoded fields (binary fields are hex in JSON, numbers
-/// and hashes are larger decoded than in the body).
+/// The memory one pending event holds: the struct and its fields (the decoded event is not kept).
 fn memory_cost(event: &IngestEvent) -> usize {
     std::mem::size_of::<IngestEvent>()
         + match &event.payload {
-            Payload::Decoded { json, .. } => 2 * json.len(),
+            Payload::Decoded { fields, .. } => fields.len(),
             Payload::Failed { raw, error } => raw.len() + error.len(),
         }
 }

@@ -16,13 +16,14 @@ use super::access::Claim;
 use super::listener::{Listener, Replace, Unregister};
 use super::read_chunks::ReadChunks;
 use super::IngestContext;
+use crate::jip3::stored;
 use crate::jip3::stream::{describe_failure, MAX_EVENT_ID};
 use crate::jip3::{
     DecodeError, Event, EventFrame, EventStream, FrameCodec, FrameError, NodeInformation,
 };
 use crate::log_throttle::LogThrottle;
 use crate::messages::{
-    EventBatch, HandshakeRefused, IngestEvent, NodeConnected, Payload, SessionEnded,
+    BlockFacts, EventBatch, HandshakeRefused, IngestEvent, NodeConnected, Payload, SessionEnded,
 };
 use crate::metrics::Metrics;
 use crate::store::models::{NewSession, NodeConnection};
@@ -367,6 +368,7 @@ impl Connection {
                 protocol_version: body.first().map(|&v| i16::from(v)),
                 gp_version: claimed.map(|c| c.gp_version.storable().into_owned()),
                 params_layout: claimed.map(|c| c.params.layout().name()),
+                core_count: None,
                 refusal: Some(refusal),
                 disconnected_at: Some(now),
                 disconnect_reason: Some(reason.to_string()),
@@ -405,7 +407,7 @@ impl Connection {
                     session.out_of_range(OutOfRange::EventId, event_id, metrics);
                 }
                 let payload = match frame {
-                    EventFrame::Decoded { event, .. } => {
+                    EventFrame::Decoded { event, body, .. } => {
                         if !crate::jip3::time::is_representable(event.timestamp) {
                             session.out_of_range(OutOfRange::Timestamp, event_id, metrics);
                         }
@@ -436,13 +438,11 @@ impl Connection {
                             }
                             _ => {}
                         }
-                        let json = serde_json::to_string(&event.event)
-                            .expect("events always serialise")
-                            .into();
                         Payload::Decoded {
                             timestamp: event.timestamp,
-                            event: event.event,
-                            json,
+                            discriminator: event.event.discriminator(),
+                            fields: stored::fields_of(&body),
+                            block: BlockFacts::of(&event.event),
                         }
                     }
                     EventFrame::Failed { raw, error, .. } => {
@@ -483,6 +483,7 @@ impl Connection {
         Some(EventBatch {
             node_id: session.node_id.clone(),
             session_id: session.session_id,
+            dialect: session.stream.dialect(),
             read_at,
             held_back: Duration::ZERO,
             events,

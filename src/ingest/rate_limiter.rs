@@ -10,6 +10,7 @@ use actix::prelude::*;
 use chrono::{DateTime, Utc};
 
 use super::budget::QueueBudget;
+use crate::jip3::{Dialect, ProtocolVersion};
 use crate::live::feed::LiveFeed;
 use crate::messages::{EventBatch, EventBatches, IngestEvent, SessionEnded, WriterInbox};
 use crate::metrics::Metrics;
@@ -196,6 +197,11 @@ impl RateLimiter {
         let gap = EventBatch {
             node_id: gap.node_id.as_str().into(),
             session_id: gap.session_id,
+            // Carries no events, so nothing is read in it.
+            dialect: Dialect {
+                version: ProtocolVersion::V1,
+                core_count: None,
+            },
             read_at: Instant::now(),
             held_back: Duration::ZERO,
             events: Vec::new(),

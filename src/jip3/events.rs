@@ -274,6 +274,8 @@ events! {
 
 /// The discriminator of Dropped, the one event that advances the event ID by more than one.
 pub const DROPPED: u8 = 0;
+/// Status's discriminator: the derived `node_status` table keeps each node's latest.
+pub const STATUS: u8 = 10;
 /// Timestamp ++ discriminator.
 pub const EVENT_HEADER_LEN: usize = 9;
 

@@ -12,6 +12,7 @@ pub mod generate;
 pub mod links;
 pub mod natural;
 pub mod node_info;
+pub mod stored;
 pub mod stream;
 pub mod time;
 pub mod types;

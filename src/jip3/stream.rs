@@ -13,6 +13,8 @@ pub enum EventFrame {
     Decoded {
         event_id: u64,
         event: TimedEvent,
+        /// The frame's body as received, which the server stores (see `stored`).
+        body: Bytes,
     },
     /// The frame did not decode. It still took an event ID, because the node counted it.
     Failed {
@@ -75,6 +77,11 @@ impl EventStream {
         }
     }
 
+    /// How this connection's events are read.
+    pub fn dialect(&self) -> Dialect {
+        self.dialect
+    }
+
     /// The ID the next event frame will get.
     pub fn next_event_id(&self) -> u64 {
         self.next_event_id
@@ -86,7 +93,11 @@ impl EventStream {
         match TimedEvent::parse(&body, self.dialect) {
             Ok(event) => {
                 self.next_event_id = Self::advanced(event_id, event.id_advance());
-                EventFrame::Decoded { event_id, event }
+                EventFrame::Decoded {
+                    event_id,
+                    event,
+                    body,
+                }
             }
             Err(error) => {
                 // Its first bytes read as a Dropped of a huge count: it must not shift the IDs.

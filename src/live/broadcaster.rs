@@ -184,7 +184,15 @@ impl Handler<Publish> for Broadcaster {
             let Some(filter) = &subscriber.filter else {
                 continue;
             };
-            let mut matching = events.iter().filter(|e| filter.matches(e)).peekable();
+            let mut matching = events
+                .iter()
+                .filter(|e| filter.matches(e))
+                // The JSON is made here, once, for every session that gets the event: a session
+                // then only copies it, so its queue drains as fast as its client reads.
+                .inspect(|e| {
+                    e.json();
+                })
+                .peekable();
             while matching.peek().is_some() {
                 let batch: LiveBatch = matching.by_ref().take(LIVE_BATCH_EVENTS).cloned().collect();
                 let cost: usize = batch.iter().map(|e| e.cost()).sum();
@@ -306,21 +314,24 @@ mod tests {
 
     use super::*;
 
-    fn event(node: &str, json: &str) -> LiveEvent {
+    /// An undefined event (its fields are kept as they are) of `size` bytes.
+    fn event(node: &str, size: usize) -> LiveEvent {
         LiveEvent {
             id: 1,
             node_id: node.into(),
             event_id: 0,
-            discriminator: 11,
+            discriminator: 250,
             timestamp: 0,
-            json: json.into(),
+            fields: vec![0; size].into(),
+            dialect: crate::jip3::Dialect::v1(2),
+            json: Default::default(),
             read_at: Instant::now(),
         }
     }
 
     #[test]
     fn filters_match_their_node_only() {
-        let a = event("aa", "{}");
+        let a = event("aa", 0);
         assert!(Filter::All.matches(&a));
         assert!(Filter::Node("aa".into()).matches(&a));
         assert!(!Filter::Node("bb".into()).matches(&a));
@@ -329,14 +340,16 @@ mod tests {
     #[test]
     fn recent_events_stay_under_their_byte_bound() {
         let mut b = Broadcaster::new(&Config::default(), Arc::new(Metrics::new()));
-        let big = "x".repeat(1 << 20);
         for _ in 0..100 {
-            b.remember(Arc::new(event("aa", &big)));
+            b.remember(Arc::new(event("aa", 1 << 20)));
         }
         assert!(b.recent_bytes <= RECENT_MAX_BYTES);
-        assert_eq!(b.recent.len(), RECENT_MAX_BYTES / event("aa", &big).cost());
+        assert_eq!(
+            b.recent.len(),
+            RECENT_MAX_BYTES / event("aa", 1 << 20).cost()
+        );
         for _ in 0..2 * RECENT_EVENTS {
-            b.remember(Arc::new(event("aa", "{}")));
+            b.remember(Arc::new(event("aa", 0)));
         }
         assert_eq!(b.recent.len(), RECENT_EVENTS);
     }

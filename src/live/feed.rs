@@ -59,14 +59,15 @@ impl LiveFeed {
             batch.events.iter().filter_map(|e| match &e.payload {
                 Payload::Decoded {
                     timestamp,
-                    event,
-                    json,
-                } => Some((e, *timestamp, event.discriminator(), json)),
+                    discriminator,
+                    fields,
+                    ..
+                } => Some((e, *timestamp, *discriminator, fields)),
                 Payload::Failed { .. } => None,
             })
         };
-        let (count, cost) = decoded().fold((0, 0), |(n, bytes), (.., json)| {
-            (n + 1, bytes + cost_of(json))
+        let (count, cost) = decoded().fold((0, 0), |(n, bytes), (.., fields)| {
+            (n + 1, bytes + cost_of(fields))
         });
         if count == 0 {
             return;
@@ -88,17 +89,10 @@ impl LiveFeed {
             self.shedding = false;
             log::info!("the live stream caught up; broadcasting every event again");
         }
-        self.pending.extend(
-            decoded().map(|(e, timestamp, discriminator, json)| LiveEvent {
-                id: e.id,
-                node_id: batch.node_id.clone(),
-                event_id: e.event_id,
-                discriminator,
-                timestamp,
-                json: json.clone(),
-                read_at: batch.read_at,
-            }),
-        );
+        self.pending
+            .extend(decoded().map(|(e, timestamp, discriminator, fields)| {
+                LiveEvent::new(e, batch, timestamp, discriminator, fields)
+            }));
         self.pending_cost += cost;
         if self.pending_cost >= self.flush_bytes {
             self.flush();

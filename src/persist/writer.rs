@@ -17,22 +17,23 @@ use super::bookkeeping::{self, Bookkeeping, Interrupted, MetaOp, Refused, SetAsi
 use super::health::WriteHealth;
 use crate::config::Config;
 use crate::ingest::budget::QueueBudget;
+use crate::jip3::events::STATUS;
 use crate::jip3::types::to_hex;
-use crate::jip3::Event;
 use crate::log_throttle::LogThrottle;
 use crate::messages::{
     Drain, EventBatch, EventBatches, HandshakeRefused, IngestEvent, NodeConnected, Payload,
     SessionEnded, WriterInbox,
 };
 use crate::metrics::Metrics;
-use crate::store::ids::node_key;
 use crate::store::models::{NewBlock, NewDecodeFailure, RateLimitGap};
+use crate::store::node_keys::NodeKeys;
 use crate::store::write::{self, BatchWrite, InsertedCount, LatestStatus, Rollup};
 use crate::store::{Pool, StoreError};
 
 /// A write job stops growing at this size too (as held in memory; the statement's parameters are
-/// about as much again): a job of `batch_size` huge events would be gigabytes.
-const MAX_JOB_BYTES: usize = 16 << 20;
+/// about twice as much again, serialised and then buffered for the socket): a job of
+/// `batch_size` huge events would be gigabytes. Far above a job of usual events (~0.3 MB).
+const MAX_JOB_BYTES: usize = 8 << 20;
 
 struct Settings {
     batch_size: usize,
@@ -45,6 +46,7 @@ struct Settings {
 
 pub struct DbWriter {
     pool: Pool,
+    keys: Arc<NodeKeys>,
     settings: Settings,
     budget: Arc<QueueBudget>,
     metrics: Arc<Metrics>,
@@ -79,6 +81,7 @@ impl DbWriter {
     ) -> Self {
         DbWriter {
             pool,
+            keys: Arc::default(),
             settings: Settings {
                 batch_size: config.batch_size,
                 flush_interval: config.flush_interval(),
@@ -174,9 +177,10 @@ impl DbWriter {
     fn start_write(&mut self, job: Vec<EventBatch>, retry: bool, ctx: &mut Context<Self>) {
         self.in_flight += 1;
         let pool = self.pool.clone();
+        let keys = self.keys.clone();
         let write = async move {
             let started = Instant::now();
-            let result = write_job(&pool, &job, retry).await;
+            let result = write_job(&pool, &keys, &job, retry).await;
             (job, result, started.elapsed())
         };
         ctx.spawn(write.into_actor(self).map(|(job, result, took), act, ctx| {
@@ -427,7 +431,12 @@ struct JobOutcome {
 /// Writes one job in one transaction. If that fails while the database answers, the rows
 /// themselves were refused: the job is bisected until each refused event stands alone, and those
 /// are kept as decode failures with the database's reason, so one bad row cannot stall ingest.
-async fn write_job(pool: &Pool, job: &[EventBatch], retry: bool) -> Result<JobOutcome, StoreError> {
+async fn write_job(
+    pool: &Pool,
+    keys: &NodeKeys,
+    job: &[EventBatch],
+    retry: bool,
+) -> Result<JobOutcome, StoreError> {
     let events: Vec<JobEvent<'_>> = job
         .iter()
         .flat_map(|batch| {
@@ -438,7 +447,7 @@ async fn write_job(pool: &Pool, job: &[EventBatch], retry: bool) -> Result<JobOu
         })
         .collect();
     let gaps: Vec<RateLimitGap> = job.iter().flat_map(|b| b.gaps.iter().cloned()).collect();
-    let error = match write_rows(pool, &events, &gaps, &[], retry).await {
+    let error = match write_rows(pool, keys, &events, &gaps, &[], retry).await {
         Ok(inserted) => {
             return Ok(JobOutcome {
                 inserted,
@@ -452,8 +461,8 @@ async fn write_job(pool: &Pool, job: &[EventBatch], retry: bool) -> Result<JobOu
     }
     let mut inserted = Vec::new();
     let mut refused = Vec::new();
-    isolate(pool, &events, &mut inserted, &mut refused).await?;
-    inserted.extend(write_rows(pool, &[], &gaps, &refused, true).await?);
+    isolate(pool, keys, &events, &mut inserted, &mut refused).await?;
+    inserted.extend(write_rows(pool, keys, &[], &gaps, &refused, true).await?);
     for (refused_event, reason) in &refused {
         log::error!(
             "PostgreSQL refused event {} of node {} (session {}): {reason}; kept in decode_failures",
@@ -471,6 +480,7 @@ async fn write_job(pool: &Pool, job: &[EventBatch], retry: bool) -> Result<JobOu
 /// Writes `events` in halves until the ones PostgreSQL refuses stand alone in `refused`.
 fn isolate<'a, 'j>(
     pool: &'a Pool,
+    keys: &'a NodeKeys,
     events: &'a [JobEvent<'j>],
     inserted: &'a mut Vec<InsertedCount>,
     refused: &'a mut Vec<(JobEvent<'j>, String)>,
@@ -480,7 +490,7 @@ where
 {
     Box::pin(async move {
         // Idempotent: a half written here may be written again if the job is retried later.
-        match write_rows(pool, events, &[], &[], true).await {
+        match write_rows(pool, keys, events, &[], &[], true).await {
             Ok(counts) => inserted.extend(counts),
             Err(error) if events.len() == 1 => {
                 // Only a database that still answers is refusing this row; otherwise it is an
@@ -490,8 +500,8 @@ where
             }
             Err(_) => {
                 let (left, right) = events.split_at(events.len() / 2);
-                isolate(pool, left, inserted, refused).await?;
-                isolate(pool, right, inserted, refused).await?;
+                isolate(pool, keys, left, inserted, refused).await?;
+                isolate(pool, keys, right, inserted, refused).await?;
             }
         }
         Ok(())
@@ -502,11 +512,16 @@ where
 /// one transaction.
 async fn write_rows(
     pool: &Pool,
+    keys: &NodeKeys,
     events: &[JobEvent<'_>],
     gaps: &[RateLimitGap],
     refused: &[(JobEvent<'_>, String)],
     idempotent: bool,
 ) -> Result<Vec<InsertedCount>, StoreError> {
+    let mut conn = pool.get().await?;
+    let mut nodes: Vec<&Arc<str>> = events.iter().map(|e| &e.batch.node_id).collect();
+    nodes.dedup();
+    let node_keys = keys.resolve(&mut conn, &nodes).await?;
     let mut rows = BatchWrite {
         gaps: gaps.to_vec(),
         ..BatchWrite::default()
@@ -515,25 +530,27 @@ async fn write_rows(
         match &event.payload {
             Payload::Decoded {
                 timestamp,
-                event: decoded,
-                json,
+                discriminator,
+                fields,
+                block,
             } => {
                 let e = &mut rows.events;
                 e.id.push(event.id);
-                e.node_id.push(&batch.node_id);
-                e.node_key.push(node_key(&batch.node_id));
+                e.created_at.push(event.received_at);
+                e.timestamp.push(crate::jip3::time::to_datetime(*timestamp));
                 e.session_id.push(batch.session_id);
                 e.event_id.push(event.event_id as i64);
-                e.event_type.push(i16::from(decoded.discriminator()));
-                e.timestamp.push(crate::jip3::time::to_datetime(*timestamp));
-                e.created_at.push(event.received_at);
-                e.data.push(json);
-                if let Some(block) = block_row(decoded) {
+                e.node_key.push(node_keys[&batch.node_id]);
+                e.event_type.push(i16::from(*discriminator));
+                e.body.push(fields);
+                if let Some(block) = block {
                     rows.blocks.push(NewBlock {
                         event_row: event.id,
                         node_id: batch.node_id.to_string(),
+                        kind: block.kind,
+                        slot: block.slot.map(i64::from),
+                        header_hash: Some(to_hex(&block.header_hash)),
                         timestamp: event.event_time(),
-                        ..block
                     });
                 }
             }
@@ -545,13 +562,17 @@ async fn write_rows(
     }
     for (JobEvent { batch, event }, reason) in refused {
         let raw = match &event.payload {
-            Payload::Decoded { json, .. } => json.as_bytes().to_vec(),
+            Payload::Decoded {
+                timestamp,
+                discriminator,
+                fields,
+                ..
+            } => [&timestamp.to_le_bytes()[..], &[*discriminator], fields].concat(),
             Payload::Failed { raw, .. } => raw.to_vec(),
         };
         let error = format!("refused by PostgreSQL: {reason}");
         rows.failures.push(failure_row(batch, event, error, raw));
     }
-    let mut conn = pool.get().await?;
     write::write_batch(&mut conn, &rows, idempotent).await
 }
 
@@ -570,26 +591,6 @@ fn failure_row(
         error,
         raw,
     }
-}
-
-/// The `blocks` row an event stands for, if any (ids, node and time filled in by the caller).
-fn block_row(event: &Event) -> Option<NewBlock> {
-    let (kind, slot, hash) = match event {
-        Event::BestBlockChanged { slot, header_hash } => ("best", Some(*slot), header_hash),
-        Event::FinalizedBlockChanged { slot, header_hash } => {
-            ("finalized", Some(*slot), header_hash)
-        }
-        Event::Authored { outline, .. } => ("authored", None, &outline.header_hash),
-        _ => return None,
-    };
-    Some(NewBlock {
-        event_row: 0,
-        node_id: String::new(),
-        kind,
-        slot: slot.map(i64::from),
-        header_hash: Some(to_hex(&hash.0)),
-        timestamp: chrono::DateTime::UNIX_EPOCH,
-    })
 }
 
 /// What the other wings hold of the writer: one `Recipient` per message they send it.
@@ -630,8 +631,8 @@ impl DbWriter {
         }
         for event in &batch.events {
             if let Payload::Decoded {
-                event: Event::Status { .. },
-                json,
+                discriminator: STATUS,
+                fields,
                 ..
             } = &event.payload
             {
@@ -640,7 +641,8 @@ impl DbWriter {
                     LatestStatus {
                         event_row: event.id,
                         timestamp: event.event_time(),
-                        data: json.clone(),
+                        fields: fields.clone(),
+                        dialect: batch.dialect,
                     },
                 );
             }

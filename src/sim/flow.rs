@@ -462,7 +462,9 @@ mod tests {
         let mut events = Vec::new();
         while let Some(body) = codec.decode(&mut bytes).unwrap() {
             match stream.next(body) {
-                EventFrame::Decoded { event_id, event } => events.push((event_id, event.event)),
+                EventFrame::Decoded {
+                    event_id, event, ..
+                } => events.push((event_id, event.event)),
                 failed => panic!("{failed:?}"),
             }
         }

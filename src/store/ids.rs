@@ -189,29 +189,9 @@ impl IdAllocator {
     }
 }
 
-/// The `events.node_key` of a node: the first 8 bytes of its 64-hex-digit id as a signed 64-bit
-/// number, the same as SQL's `('x' || substr(node_id, 1, 16))::bit(64)::bigint`. The node index
-/// is on this key because a 64-character text key made every insert about a fifth slower; it is
-/// not unique, so readers filter on the full `node_id` as well.
-pub fn node_key(node_id: &str) -> i64 {
-    node_id
-        .get(..16)
-        .and_then(|prefix| u64::from_str_radix(prefix, 16).ok())
-        .map_or(0, |key| key as i64)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn node_key_is_the_first_eight_bytes_as_a_signed_number() {
-        let id = |prefix: &str| format!("{prefix}{}", "ab".repeat(24));
-        assert_eq!(node_key(&id("0000000000000001")), 1);
-        assert_eq!(node_key(&id("ffffffffffffffff")), -1);
-        assert_eq!(node_key(&id("8000000000000000")), i64::MIN);
-        assert_eq!(node_key(&id("0123456789abcdef")), 0x0123_4567_89ab_cdef);
-    }
 
     #[test]
     fn reservations_do_not_overlap_and_generations_order() {

@@ -1,8 +1,11 @@
 //! PostgreSQL storage through diesel-async: connecting (and creating the database), migrations,
 //! row ids, partition upkeep, and the writes of the ingest path.
 
+pub mod decoded;
 pub mod ids;
+pub mod legacy;
 pub mod models;
+pub mod node_keys;
 pub mod partitions;
 pub mod queries;
 pub mod schema;
@@ -194,7 +197,7 @@ pub async fn close_stale_sessions(pool: &Pool) -> Result<(), StoreError> {
     if reconciled.sessions > 0 {
         log::warn!(
             "{} sessions were left open by an unclean stop: their stored-event counters were \
-             {} below the rows in `events` and are corrected (events still in memory at the \
+             {} below the rows in `event_rows` and are corrected (events still in memory at the \
              stop are lost; see the README's failure table)",
             reconciled.sessions,
             reconciled.missing
@@ -225,16 +228,16 @@ struct Reconciled {
 
 /// After an unclean stop (SIGKILL, a crash, the machine lost) the sessions still open have
 /// counters from the last rollup, behind the rows written after it. Their stored counts are
-/// recounted from `events` (an index range per session: the node's rows from the session's id
+/// recounted from `event_rows` (an index range per session: the node's rows from the session's id
 /// on, see `ids`), and each node's event count is raised by what its sessions missed.
 async fn reconcile_open_sessions(conn: &mut AsyncPgConnection) -> Result<Reconciled, StoreError> {
     Ok(diesel::sql_query(
         "WITH actual AS ( \
              SELECT s.session_id, s.node_id, s.events_stored, \
-                 (SELECT count(*) FROM events e \
-                  WHERE e.node_key = ('x' || substr(s.node_id, 1, 16))::bit(64)::bigint \
-                    AND e.node_id = s.node_id AND e.id >= s.session_id \
-                    AND e.session_id = s.session_id) AS stored \
+                 (SELECT count(*) FROM event_rows e \
+                  WHERE e.node_key = (SELECT k.node_key FROM node_keys k \
+                                      WHERE k.node_id = s.node_id) \
+                    AND e.id >= s.session_id AND e.session_id = s.session_id) AS stored \
              FROM node_sessions s WHERE s.disconnected_at IS NULL AND s.node_id IS NOT NULL), \
          fixed AS ( \
              UPDATE node_sessions s SET events_stored = a.stored FROM actual a \

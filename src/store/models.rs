@@ -4,6 +4,7 @@ use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 
 use super::schema::{blocks, decode_failures, node_sessions, nodes, rate_limit_gaps};
+use crate::jip3::{Dialect, ProtocolVersion};
 
 /// A node's row as (re)written when it connects: its NodeInformation and connection state.
 /// Counters and `first_seen_at` of an existing row are kept.
@@ -52,6 +53,8 @@ pub struct NewSession {
     pub protocol_version: Option<i16>,
     pub gp_version: Option<String>,
     pub params_layout: Option<&'static str>,
+    /// Its core count for reading its events; None when its parameters' layout is unknown.
+    pub core_count: Option<i32>,
     pub refusal: Option<&'static str>,
     pub disconnected_at: Option<DateTime<Utc>>,
     pub disconnect_reason: Option<String>,
@@ -75,6 +78,7 @@ impl NewSession {
             protocol_version: Some(i16::from(info.protocol_version.as_u8())),
             gp_version: Some(info.gp_version.storable().into_owned()),
             params_layout: Some(info.params.layout().name()),
+            core_count: info.dialect().core_count.map(i32::from),
             refusal: None,
             disconnected_at: None,
             disconnect_reason: None,
@@ -158,5 +162,17 @@ impl NodeConnection {
             last_seen_at: Some(at),
             disconnected_at: None,
         }
+    }
+}
+
+/// The dialect a session's events are read in, from its row's protocol version and core count.
+pub fn session_dialect(protocol_version: Option<i16>, core_count: Option<i32>) -> Dialect {
+    Dialect {
+        version: if protocol_version == Some(0) {
+            ProtocolVersion::V0
+        } else {
+            ProtocolVersion::V1
+        },
+        core_count: core_count.and_then(|c| u16::try_from(c).ok()),
     }
 }

@@ -1,5 +1,5 @@
-//! Daily partitions of `events`: created ahead, dropped after the retention period. Rows that
-//! arrived for a day without a partition sit in `events_default` and are moved into the day's
+//! Daily partitions of `event_rows`: created ahead, dropped after the retention period. Rows that
+//! arrived for a day without a partition sit in `event_rows_default` and are moved into the day's
 //! partition when it is created, so no row is ever rejected or lost.
 
 use chrono::{Days, NaiveDate, Utc};
@@ -10,7 +10,7 @@ use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use super::{Pool, StoreError};
 
 fn partition_name(day: NaiveDate) -> String {
-    format!("events_p{}", day.format("%Y%m%d"))
+    format!("event_rows_p{}", day.format("%Y%m%d"))
 }
 
 #[derive(QueryableByName)]
@@ -23,13 +23,15 @@ async fn existing_partitions(conn: &mut AsyncPgConnection) -> Result<Vec<NaiveDa
     let rows: Vec<Partition> = diesel::sql_query(
         "SELECT c.relname::text AS name FROM pg_inherits i \
          JOIN pg_class c ON c.oid = i.inhrelid JOIN pg_class p ON p.oid = i.inhparent \
-         WHERE p.relname = 'events' AND c.relname LIKE 'events\\_p%'",
+         WHERE p.relname = 'event_rows' AND c.relname LIKE 'event\\_rows\\_p%'",
     )
     .load(conn)
     .await?;
     Ok(rows
         .iter()
-        .filter_map(|p| NaiveDate::parse_from_str(p.name.strip_prefix("events_p")?, "%Y%m%d").ok())
+        .filter_map(|p| {
+            NaiveDate::parse_from_str(p.name.strip_prefix("event_rows_p")?, "%Y%m%d").ok()
+        })
         .collect())
 }
 
@@ -40,11 +42,11 @@ async fn create_partition(conn: &mut AsyncPgConnection, day: NaiveDate) -> Resul
     let to = format!("{} 00:00:00+00", day + Days::new(1));
     let range = format!("created_at >= '{from}' AND created_at < '{to}'");
     let statements = [
-        format!("CREATE TABLE {name} (LIKE events INCLUDING DEFAULTS INCLUDING CONSTRAINTS)"),
-        format!("INSERT INTO {name} SELECT * FROM events_default WHERE {range}"),
-        format!("DELETE FROM events_default WHERE {range}"),
+        format!("CREATE TABLE {name} (LIKE event_rows INCLUDING DEFAULTS INCLUDING CONSTRAINTS)"),
+        format!("INSERT INTO {name} SELECT * FROM event_rows_default WHERE {range}"),
+        format!("DELETE FROM event_rows_default WHERE {range}"),
         format!(
-            "ALTER TABLE events ATTACH PARTITION {name} FOR VALUES FROM ('{from}') TO ('{to}')"
+            "ALTER TABLE event_rows ATTACH PARTITION {name} FOR VALUES FROM ('{from}') TO ('{to}')"
         ),
     ];
     conn.transaction::<_, diesel::result::Error, _>(async |conn| {

@@ -1,11 +1,11 @@
 //! The reads of the REST API and the WebSocket stats, and the API's connection pools.
 //!
-//! Which index serves what (every `events` read is a top-N by id, newest first; ids grow with
+//! Which index serves what (every `event_rows` read is a top-N by id, newest first; ids grow with
 //! receive time, see `ids`):
 //! - latest events of all nodes: each partition's primary key `(id, created_at)` scanned
 //!   backwards, merged across partitions (Merge Append) and stopped after `limit` rows;
-//! - latest events of one node: `events_node_recent (node_key, id DESC)` the same way, the full
-//!   `node_id` rechecked on those rows (the key is the id's first 8 bytes, see `ids::node_key`);
+//! - latest events of one node: `event_rows_node_recent (node_key, id DESC)` the same way, the
+//!   node's key found in `node_keys` first;
 //! - the node list: `nodes_listing (is_connected DESC, last_seen_at DESC NULLS LAST)`;
 //! - block stats: `nodes_listing` for the nodes, then `blocks_by_node` per node.
 
@@ -14,13 +14,16 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use diesel::expression::SqlLiteral;
 use diesel::prelude::*;
-use diesel::sql_types::{BigInt, Json, Nullable, SmallInt, Text, Timestamptz};
+use diesel::sql_types::{BigInt, Bytea, Integer, Nullable, SmallInt, Text, Timestamptz};
 use diesel_async::pooled_connection::AsyncDieselConnectionManager;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use serde::Serialize;
+use serde_json::value::RawValue;
 
+use super::models::session_dialect;
 use super::schema::{node_status, nodes};
 use super::{Pool, StoreError};
+use crate::jip3::stored;
 use crate::jip3::types::{to_hex, HexBytes};
 use crate::jip3::{JamParams, ParamsLayout};
 use crate::robust::lower_median;
@@ -219,40 +222,80 @@ pub async fn node_exists(conn: &mut AsyncPgConnection, node_id: &str) -> Result<
 }
 
 /// An event row as the REST API returns it, with its node's name and version.
-#[derive(Debug, QueryableByName, Serialize)]
+/// A stored event as the REST API shows it, its JSON made from its stored fields.
+#[derive(Debug, Serialize)]
 pub struct EventRow {
-    #[diesel(sql_type = BigInt)]
     pub id: i64,
-    #[diesel(sql_type = Text)]
     pub node_id: String,
-    #[diesel(sql_type = BigInt)]
     pub event_id: i64,
     /// The JIP-3 discriminator.
-    #[diesel(sql_type = SmallInt)]
     pub event_type: i16,
     /// The node's own time for the event.
-    #[diesel(sql_type = Timestamptz)]
     #[serde(serialize_with = "rfc3339::serialize")]
     pub timestamp: DateTime<Utc>,
-    #[diesel(sql_type = Json)]
-    pub data: serde_json::Value,
-    #[diesel(sql_type = Nullable<Text>)]
+    /// The event's JSON, as the codec writes it (the same bytes the WebSocket shows).
+    pub data: Box<RawValue>,
     pub node_name: Option<String>,
-    #[diesel(sql_type = Nullable<Text>)]
     pub node_version: Option<String>,
     /// How many rows the top-N had before the page was cut to its byte bound.
-    #[diesel(sql_type = BigInt)]
     #[serde(skip)]
     pub available: i64,
 }
 
+/// A stored event with what reading it needs: its session's dialect.
+#[derive(QueryableByName)]
+struct StoredRow {
+    #[diesel(sql_type = BigInt)]
+    id: i64,
+    #[diesel(sql_type = Text)]
+    node_id: String,
+    #[diesel(sql_type = BigInt)]
+    event_id: i64,
+    #[diesel(sql_type = SmallInt)]
+    event_type: i16,
+    #[diesel(sql_type = Timestamptz)]
+    timestamp: DateTime<Utc>,
+    #[diesel(sql_type = Bytea)]
+    body: Vec<u8>,
+    #[diesel(sql_type = Nullable<SmallInt>)]
+    protocol_version: Option<i16>,
+    #[diesel(sql_type = Nullable<Integer>)]
+    core_count: Option<i32>,
+    #[diesel(sql_type = Nullable<Text>)]
+    node_name: Option<String>,
+    #[diesel(sql_type = Nullable<Text>)]
+    node_version: Option<String>,
+    #[diesel(sql_type = BigInt)]
+    available: i64,
+}
+
+impl StoredRow {
+    fn into_event(self) -> EventRow {
+        let dialect = session_dialect(self.protocol_version, self.core_count);
+        let json = stored::json(self.event_type as u8, &self.body, dialect);
+        EventRow {
+            id: self.id,
+            node_id: self.node_id,
+            event_id: self.event_id,
+            event_type: self.event_type,
+            timestamp: self.timestamp,
+            data: RawValue::from_string(json).expect("the codec writes valid JSON"),
+            node_name: self.node_name,
+            node_version: self.node_version,
+            available: self.available,
+        }
+    }
+}
+
 /// A page of events stops once its events' JSON passes this many bytes (the row that passes
-/// it is the last one): a page of the largest events would otherwise be gigabytes.
+/// it is the last one): a page of the largest events would otherwise be gigabytes. The JSON is
+/// not made yet when the page is cut, so its size is taken as `messages::cost_of` estimates it.
 pub const MAX_PAGE_BYTES: i64 = 8 << 20;
 
 /// The newest `limit` events, of one node or of all, cut to [`MAX_PAGE_BYTES`]. The inner query
 /// is the top-N the indexes serve (see the module comment); the sizes are summed in the database,
-/// so rows past the bound never leave it; the join adds the node's name to the rows kept.
+/// so rows past the bound never leave it; the joins add the node's id and name and the session's
+/// dialect to the rows kept, and each row's JSON is made here.
 pub async fn recent_events(
     conn: &mut AsyncPgConnection,
     node_id: Option<&str>,
@@ -260,33 +303,34 @@ pub async fn recent_events(
 ) -> Result<Vec<EventRow>, StoreError> {
     let latest = match node_id {
         Some(_) => {
-            "SELECT * FROM events WHERE node_key = $3 AND node_id = $2 ORDER BY id DESC LIMIT $1"
+            "SELECT * FROM event_rows WHERE node_key = \
+             (SELECT node_key FROM node_keys WHERE node_id = $2) ORDER BY id DESC LIMIT $1"
         }
-        None => "SELECT * FROM events ORDER BY id DESC LIMIT $1",
+        None => "SELECT * FROM event_rows ORDER BY id DESC LIMIT $1",
     };
     let sql = format!(
-        "SELECT e.id, e.node_id, e.event_id, e.event_type, e.timestamp, e.data, \
+        "SELECT e.id, k.node_id, e.event_id, e.event_type, e.timestamp, e.body, \
+         s.protocol_version, s.core_count, \
          n.implementation_name AS node_name, n.implementation_version AS node_version, \
          e.available \
          FROM (SELECT l.*, count(*) OVER () AS available, \
-               sum(octet_length(l.data::text)) OVER (ORDER BY l.id DESC) \
-               - octet_length(l.data::text) AS bytes_before \
+               sum({COST}) OVER (ORDER BY l.id DESC) - {COST} AS bytes_before \
                FROM ({latest}) l) e \
-         LEFT JOIN nodes n ON n.node_id = e.node_id \
+         JOIN node_keys k ON k.node_key = e.node_key \
+         LEFT JOIN node_sessions s ON s.session_id = e.session_id \
+         LEFT JOIN nodes n ON n.node_id = k.node_id \
          WHERE e.bytes_before < {MAX_PAGE_BYTES} ORDER BY e.id DESC"
     );
     let query = diesel::sql_query(sql).bind::<BigInt, _>(limit);
-    Ok(match node_id {
-        Some(node_id) => {
-            query
-                .bind::<Text, _>(node_id)
-                .bind::<BigInt, _>(super::ids::node_key(node_id))
-                .load(conn)
-                .await?
-        }
+    let rows: Vec<StoredRow> = match node_id {
+        Some(node_id) => query.bind::<Text, _>(node_id).load(conn).await?,
         None => query.load(conn).await?,
-    })
+    };
+    Ok(rows.into_iter().map(StoredRow::into_event).collect())
 }
+
+/// `messages::cost_of` in SQL, for a row `l`.
+const COST: &str = "(3 * octet_length(l.body) + 128)";
 
 /// `GET /api/stats`: blocks authored, and the network's best and finalized slots as most nodes
 /// see them. One node (a forged or broken one) cannot move them: each is the median of the

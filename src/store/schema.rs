@@ -47,6 +47,7 @@ diesel::table! {
         refusal -> Nullable<Text>,
         claimed_node_id -> Nullable<Text>,
         claimed_implementation -> Nullable<Text>,
+        core_count -> Nullable<Int4>,
     }
 }
 
@@ -60,7 +61,27 @@ diesel::table! {
 }
 
 diesel::table! {
-    events (id, created_at) {
+    event_rows (id, created_at) {
+        id -> Int8,
+        created_at -> Timestamptz,
+        timestamp -> Timestamptz,
+        session_id -> Int8,
+        event_id -> Int8,
+        node_key -> Int4,
+        event_type -> Int2,
+        body -> Bytea,
+    }
+}
+
+diesel::table! {
+    node_keys (node_key) {
+        node_key -> Int4,
+        node_id -> Text,
+    }
+}
+
+diesel::table! {
+    decoded_events (id) {
         id -> Int8,
         node_id -> Text,
         session_id -> Int8,
@@ -69,7 +90,6 @@ diesel::table! {
         timestamp -> Timestamptz,
         created_at -> Timestamptz,
         data -> Json,
-        node_key -> Int8,
     }
 }
 
@@ -128,4 +148,10 @@ diesel::table! {
 
 diesel::joinable!(node_status -> nodes (node_id));
 
-diesel::allow_tables_to_appear_in_same_query!(nodes, node_sessions, events, node_status, blocks);
+diesel::allow_tables_to_appear_in_same_query!(
+    nodes,
+    node_sessions,
+    event_rows,
+    node_status,
+    blocks
+);

@@ -5,16 +5,19 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
+use bytes::Bytes;
 use chrono::{DateTime, DurationRound, Utc};
 use diesel::pg::Pg;
 use diesel::prelude::*;
 use diesel::query_builder::{BoxedSqlQuery, SqlQuery};
-use diesel::sql_types::{Array, BigInt, SmallInt, Text, Timestamptz};
+use diesel::sql_types::{Array, BigInt, Bytea, Integer, SmallInt, Text, Timestamptz};
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 
 use super::models::{NewBlock, NewDecodeFailure, NewSession, NodeConnection, RateLimitGap};
 use super::schema::{blocks, decode_failures, node_sessions, nodes, rate_limit_gaps};
 use super::StoreError;
+use crate::jip3::events::STATUS;
+use crate::jip3::{stored, Dialect};
 
 /// Rows per multi-row INSERT for the small tables: far below the 32,767 bind-parameter ceiling.
 const INSERT_CHUNK: usize = 1000;
@@ -23,14 +26,14 @@ const INSERT_CHUNK: usize = 1000;
 #[derive(Debug, Default)]
 pub struct EventColumns<'a> {
     pub id: Vec<i64>,
-    pub node_id: Vec<&'a str>,
-    pub node_key: Vec<i64>,
+    pub created_at: Vec<DateTime<Utc>>,
+    pub timestamp: Vec<DateTime<Utc>>,
     pub session_id: Vec<i64>,
     pub event_id: Vec<i64>,
+    pub node_key: Vec<i32>,
     pub event_type: Vec<i16>,
-    pub timestamp: Vec<DateTime<Utc>>,
-    pub created_at: Vec<DateTime<Utc>>,
-    pub data: Vec<&'a str>,
+    /// The event's fields as the node sent them (see `jip3::stored`).
+    pub body: Vec<&'a [u8]>,
 }
 
 impl EventColumns<'_> {
@@ -71,17 +74,17 @@ pub struct InsertedCount {
 /// tuplestore, which made each insert about a sixth dearer for PostgreSQL.
 macro_rules! event_rows {
     () => {
-        "SELECT unnest($1::int8[]), unnest($2::text[]), unnest($3::int8[]), unnest($4::int8[]),
-       unnest($5::int2[]), unnest($6::timestamptz[]), unnest($7::timestamptz[]),
-       unnest($8::text[]::json[]), unnest($9::int8[])"
+        "SELECT unnest($1::int8[]), unnest($2::timestamptz[]), unnest($3::timestamptz[]),
+       unnest($4::int8[]), unnest($5::int8[]), unnest($6::int4[]), unnest($7::int2[]),
+       unnest($8::bytea[])"
     };
 }
 
 /// A first attempt: a plain insert. `ON CONFLICT` costs PostgreSQL about a fifth more per row,
 /// and a batch that was never tried cannot conflict (its ids are fresh).
 const INSERT_EVENTS: &str = concat!(
-    "INSERT INTO events (id, node_id, session_id, event_id, event_type, timestamp, created_at,
-                    data, node_key)\n",
+    "INSERT INTO event_rows (id, created_at, timestamp, session_id, event_id, node_key,
+                        event_type, body)\n",
     event_rows!()
 );
 
@@ -89,8 +92,8 @@ const INSERT_EVENTS: &str = concat!(
 /// the rows it really added.
 const INSERT_EVENTS_IDEMPOTENT: &str = concat!(
     "WITH ins AS (
-    INSERT INTO events (id, node_id, session_id, event_id, event_type, timestamp, created_at,
-                        data, node_key)\n",
+    INSERT INTO event_rows (id, created_at, timestamp, session_id, event_id, node_key,
+                            event_type, body)\n",
     event_rows!(),
     "
     ON CONFLICT DO NOTHING
@@ -106,14 +109,13 @@ impl<'a> EventColumns<'a> {
         diesel::sql_query(sql)
             .into_boxed()
             .bind::<Array<BigInt>, _>(&self.id)
-            .bind::<Array<Text>, _>(&self.node_id)
+            .bind::<Array<Timestamptz>, _>(&self.created_at)
+            .bind::<Array<Timestamptz>, _>(&self.timestamp)
             .bind::<Array<BigInt>, _>(&self.session_id)
             .bind::<Array<BigInt>, _>(&self.event_id)
+            .bind::<Array<Integer>, _>(&self.node_key)
             .bind::<Array<SmallInt>, _>(&self.event_type)
-            .bind::<Array<Timestamptz>, _>(&self.timestamp)
-            .bind::<Array<Timestamptz>, _>(&self.created_at)
-            .bind::<Array<Text>, _>(&self.data)
-            .bind::<Array<BigInt>, _>(&self.node_key)
+            .bind::<Array<Bytea>, _>(&self.body)
     }
 
     /// Rows per session, type and hour: what a plain insert that succeeded added.
@@ -213,8 +215,16 @@ impl SessionCounts {
 pub struct LatestStatus {
     pub event_row: i64,
     pub timestamp: DateTime<Utc>,
-    /// The Status event's JSON form.
-    pub data: std::sync::Arc<str>,
+    /// The Status event's fields as sent, and how its session reads them: its JSON is made when
+    /// the rollup is written (the latest per node, not every Status that arrived).
+    pub fields: Bytes,
+    pub dialect: Dialect,
+}
+
+impl LatestStatus {
+    fn json(&self) -> String {
+        stored::json(STATUS, &self.fields, self.dialect)
+    }
 }
 
 /// (session, event type, hour) of the hourly stats.
@@ -360,7 +370,7 @@ pub async fn write_rollup(
     let hourly: Vec<_> = rollup.hourly_totals().into_iter().collect();
     let mut status: Vec<_> = rollup.status.iter().collect();
     status.sort_by(|a, b| a.0.cmp(b.0));
-    let status_json: Vec<&str> = status.iter().map(|(_, s)| &*s.data).collect();
+    let status_json: Vec<String> = status.iter().map(|(_, s)| s.json()).collect();
     let mut undefined: Vec<_> = rollup.undefined.iter().collect();
     undefined.sort_by_key(|(key, _)| **key);
 

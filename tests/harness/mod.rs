@@ -307,6 +307,14 @@ pub async fn eventually_count(
     .await
 }
 
+/// Decodes every stored event into `decoded_events`, as `tart-backend decode-events` does, so a
+/// test reads event fields in SQL the way an operator does (events are stored in wire form).
+pub async fn decode_stored(conn: &mut AsyncPgConnection) {
+    tart_backend::store::decoded::fill(conn, &Default::default())
+        .await
+        .expect("decoding stored events");
+}
+
 /// Waits until `node_id` has exactly `expected` rows in `events`.
 pub async fn eventually_stored(db: &TestDb, node_id: &str, expected: i64) -> bool {
     eventually_count(
