@@ -320,6 +320,7 @@ async fn main() {
     };
     let stored = || metric(&metrics(&api), "telemetry_events_stored");
     let (mut steps, mut best, mut sent) = (Vec::new(), 0.0f64, 0u64);
+    let mut load_ended = Instant::now();
     for (step, rate) in rates.into_iter().enumerate() {
         let simulation = Simulation::new(SimConfig {
             nodes: args.nodes,
@@ -340,6 +341,7 @@ async fn main() {
         let sent_rate = (live.events_sent() - sent0) as f64 / secs;
         let stored_rate = (stored() - stored0) / secs;
         stop.cancel();
+        load_ended = Instant::now();
         sent += running.await.expect("simulation").events_sent();
         // The server still reads the closed connections' backlog; the next step's nodes would
         // find all 1,024 slots taken and be refused. Wait until they are gone.
@@ -368,15 +370,18 @@ async fn main() {
 
     // Let the pipeline finish, then count the rows themselves.
     let drain_start = Instant::now();
-    loop {
+    let caught_up_after = loop {
         let text = metrics(&api);
         let done = metric(&text, "telemetry_events_stored")
             + metric(&text, "telemetry_events_rate_limited");
-        if done >= sent as f64 || drain_start.elapsed() > Duration::from_secs(120) {
-            break;
+        if done >= sent as f64 {
+            break Some(load_ended.elapsed());
         }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
+        if drain_start.elapsed() > Duration::from_secs(120) {
+            break None;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
     tokio::time::sleep(Duration::from_secs(1)).await; // last WebSocket frames
     stop_subscriber.store(true, Ordering::Relaxed);
     let final_metrics = metrics(&api);
@@ -435,6 +440,9 @@ async fn main() {
         ),
         "steps": steps,
         "max_stored_per_sec": best.round(),
+        // From the end of the (last step's) load until everything sent was stored or
+        // rate-limited: how far behind the server was; null if not within 120 s.
+        "caught_up_seconds_after_load": caught_up_after.map(|d| (d.as_secs_f64() * 10.0).round() / 10.0),
         "ingest_latency": server_histogram("telemetry_ingest_latency_seconds"),
         "writer_queue_wait": server_histogram("telemetry_writer_queue_wait_seconds"),
         "db_batch_write": server_histogram("telemetry_batch_write_duration"),

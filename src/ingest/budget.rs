@@ -94,6 +94,22 @@ impl QueueBudget {
         self.update_gauges();
     }
 
+    /// Takes room for `events` if there is room now, without waiting: the usual case, which
+    /// then costs a connection no future and no suspension.
+    pub fn try_acquire(&self, events: &[IngestEvent]) -> bool {
+        let charge = self.charge(events);
+        let Ok(events_permit) = self.events.try_acquire_many(charge.events as u32) else {
+            return false;
+        };
+        let Ok(bytes_permit) = self.bytes.try_acquire_many(charge.bytes as u32) else {
+            return false; // the events permit goes back as it drops
+        };
+        events_permit.forget();
+        bytes_permit.forget();
+        self.update_gauges();
+        true
+    }
+
     /// Gives back room for events that left the queue (written or not admitted).
     pub fn release(&self, events: &[IngestEvent]) {
         let charge = self.charge(events);

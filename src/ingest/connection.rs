@@ -600,8 +600,20 @@ impl StreamHandler<Vec<Result<Bytes, FrameError>>> for Connection {
                 }
             }
         }
-        let batch = self.build_batch(decoded, read_at);
+        let mut batch = self.build_batch(decoded, read_at);
         if batch.is_none() && fatal.is_none() {
+            return;
+        }
+        // There is room in the queue (the usual case): hand on at once. No wait of this actor
+        // is pending (while one is, no read is handled), so batches stay in order.
+        let budget = &self.ingest.budget;
+        if let Some(ready) = batch.take_if(|b| {
+            budget.fitting(&b.events) == b.events.len() && budget.try_acquire(&b.events)
+        }) {
+            self.ingest.rate_limiter.do_send(ready);
+            if let Some(reason) = fatal {
+                self.close(reason, ctx);
+            }
             return;
         }
         let budget = self.ingest.budget.clone();

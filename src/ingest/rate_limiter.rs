@@ -48,19 +48,22 @@ pub struct RateLimiter {
     open_gaps: HashMap<i64, OpenGap>,
     writer: WriterInbox,
     live: LiveFeed,
-    /// Admitted batches not yet handed to the writer: see [`FlushToWriters`].
+    /// Admitted batches not yet handed to the writer, and how many events they hold: see
+    /// [`HANDOFF_EVERY`].
     pending: Vec<EventBatch>,
+    pending_events: usize,
     budget: Arc<QueueBudget>,
     metrics: Arc<Metrics>,
 }
 
-/// Sent by the rate limiter to itself when a batch arrives with nothing pending. It queues behind
-/// the batches already in the mailbox, so everything that arrived in one burst goes to the DB
-/// writer and the broadcaster (both on other threads) as one message each: a cross-thread
-/// wake-up per burst instead of per read, at no added wait.
-#[derive(Message)]
-#[rtype(result = "()")]
-struct FlushToWriters;
+/// Admitted batches go on to the DB writer and the broadcaster (both on other threads) at most
+/// this long after the first of them arrived, all in one message each. Nodes that write one
+/// event at a time make one read per event: handing each on by itself cost two cross-thread
+/// wake-ups per event, the largest part of such a client's cost. The writer itself waits up to
+/// `flush_interval_ms` (20 ms) to fill a batch, so this adds no wait to a write.
+const HANDOFF_EVERY: Duration = Duration::from_millis(2);
+/// ... or as soon as this many events are pending, so a busy server hands on without waiting.
+const HANDOFF_EVENTS: usize = 512;
 
 impl RateLimiter {
     /// `per_sec` = 0 turns limiting off.
@@ -80,6 +83,7 @@ impl RateLimiter {
             writer,
             live,
             pending: Vec::new(),
+            pending_events: 0,
             budget,
             metrics,
         }
@@ -176,6 +180,7 @@ impl RateLimiter {
     /// grow without limit.
     fn flush(&mut self) {
         self.live.flush();
+        self.pending_events = 0;
         if self.pending.is_empty() {
             return;
         }
@@ -256,17 +261,13 @@ impl Handler<EventBatch> for RateLimiter {
         // Policy: never waits; bounded in bytes, shed and counted when the broadcaster is behind.
         self.live.offer(&batch);
         if self.pending.is_empty() {
-            ctx.notify(FlushToWriters);
+            ctx.run_later(HANDOFF_EVERY, |act, _| act.flush());
         }
+        self.pending_events += batch.events.len();
         self.pending.push(batch);
-    }
-}
-
-impl Handler<FlushToWriters> for RateLimiter {
-    type Result = ();
-
-    fn handle(&mut self, _: FlushToWriters, _ctx: &mut Context<Self>) {
-        self.flush();
+        if self.pending_events >= HANDOFF_EVENTS {
+            self.flush();
+        }
     }
 }
 
