@@ -189,7 +189,7 @@ pub struct HandshakeRefused(pub NewSession);
 pub struct Drain;
 
 /// The batches the rate limiter admitted in one burst, in order. Sent by `ingest::rate_limiter`
-/// to `persist::writer` once per burst of reads (one cross-thread wake-up, not one per read).
+/// to `persist::writer` at most every 2 ms (one cross-thread wake-up for many reads).
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct EventBatches {

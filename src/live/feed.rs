@@ -1,6 +1,7 @@
 //! The rate limiter's end of the rate_limiter → broadcaster edge: events offered collect until
-//! [`LiveFeed::flush`], so the broadcaster (another thread) is woken once per burst of reads, and
-//! past `broadcast_queue_bytes` in flight they are shed and counted, never waited for.
+//! [`LiveFeed::flush`] (with the writer's hand-off, at most every 2 ms), so the broadcaster
+//! (another thread) is woken once for many reads, and past `broadcast_queue_bytes` in flight
+//! they are shed and counted, never waited for.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
