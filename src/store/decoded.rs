@@ -4,13 +4,12 @@
 //! there are kept, so filling overlapping ranges is harmless; `TRUNCATE decoded_events` empties it.
 
 use chrono::{DateTime, Utc};
-use diesel::sql_types::{Array, BigInt, Bytea, Integer, Nullable, SmallInt, Text, Timestamptz};
+use diesel::sql_types::{Array, BigInt, Nullable, SmallInt, Text, Timestamptz};
 use diesel::QueryableByName;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
-use super::models::session_dialect;
+use super::models::StoredEvent;
 use super::StoreError;
-use crate::jip3::stored;
 
 /// Rows per round trip.
 const CHUNK: i64 = 5_000;
@@ -36,18 +35,12 @@ struct Row {
     session_id: i64,
     #[diesel(sql_type = BigInt)]
     event_id: i64,
-    #[diesel(sql_type = SmallInt)]
-    event_type: i16,
     #[diesel(sql_type = Timestamptz)]
     timestamp: DateTime<Utc>,
     #[diesel(sql_type = Timestamptz)]
     created_at: DateTime<Utc>,
-    #[diesel(sql_type = Bytea)]
-    body: Vec<u8>,
-    #[diesel(sql_type = Nullable<SmallInt>)]
-    protocol_version: Option<i16>,
-    #[diesel(sql_type = Nullable<Integer>)]
-    core_count: Option<i32>,
+    #[diesel(embed)]
+    stored: StoredEvent,
 }
 
 /// Decodes the events of `range` into `decoded_events`; returns how many rows it added.
@@ -78,13 +71,7 @@ pub async fn fill(conn: &mut AsyncPgConnection, range: &Range) -> Result<u64, St
             return Ok(added);
         };
         after = last.id;
-        let data: Vec<String> = rows
-            .iter()
-            .map(|r| {
-                let dialect = session_dialect(r.protocol_version, r.core_count);
-                stored::json(r.event_type as u8, &r.body, dialect)
-            })
-            .collect();
+        let data: Vec<String> = rows.iter().map(|r| r.stored.json()).collect();
         added += diesel::sql_query(
             "INSERT INTO decoded_events (id, node_id, session_id, event_id, event_type, \
              timestamp, created_at, data) \
@@ -96,7 +83,7 @@ pub async fn fill(conn: &mut AsyncPgConnection, range: &Range) -> Result<u64, St
         .bind::<Array<Text>, _>(rows.iter().map(|r| r.node_id.as_str()).collect::<Vec<_>>())
         .bind::<Array<BigInt>, _>(rows.iter().map(|r| r.session_id).collect::<Vec<_>>())
         .bind::<Array<BigInt>, _>(rows.iter().map(|r| r.event_id).collect::<Vec<_>>())
-        .bind::<Array<SmallInt>, _>(rows.iter().map(|r| r.event_type).collect::<Vec<_>>())
+        .bind::<Array<SmallInt>, _>(rows.iter().map(|r| r.stored.event_type).collect::<Vec<_>>())
         .bind::<Array<Timestamptz>, _>(rows.iter().map(|r| r.timestamp).collect::<Vec<_>>())
         .bind::<Array<Timestamptz>, _>(rows.iter().map(|r| r.created_at).collect::<Vec<_>>())
         .bind::<Array<Text>, _>(&data)

@@ -176,3 +176,25 @@ pub fn session_dialect(protocol_version: Option<i16>, core_count: Option<i32>) -
         core_count: core_count.and_then(|c| u16::try_from(c).ok()),
     }
 }
+
+/// An event as a query selects it for reading (`event_type`, `body`, and its session's
+/// `protocol_version` and `core_count`): everything making its JSON needs.
+#[derive(Debug, QueryableByName)]
+pub struct StoredEvent {
+    #[diesel(sql_type = diesel::sql_types::SmallInt)]
+    pub event_type: i16,
+    #[diesel(sql_type = diesel::sql_types::Bytea)]
+    pub body: Vec<u8>,
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::SmallInt>)]
+    pub protocol_version: Option<i16>,
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Integer>)]
+    pub core_count: Option<i32>,
+}
+
+impl StoredEvent {
+    /// The event's JSON, as the codec writes it.
+    pub fn json(&self) -> String {
+        let dialect = session_dialect(self.protocol_version, self.core_count);
+        crate::jip3::stored::json(self.event_type as u8, &self.body, dialect)
+    }
+}

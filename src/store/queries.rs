@@ -14,16 +14,15 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use diesel::expression::SqlLiteral;
 use diesel::prelude::*;
-use diesel::sql_types::{BigInt, Bytea, Integer, Nullable, SmallInt, Text, Timestamptz};
+use diesel::sql_types::{BigInt, Nullable, Text, Timestamptz};
 use diesel_async::pooled_connection::AsyncDieselConnectionManager;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use serde::Serialize;
 use serde_json::value::RawValue;
 
-use super::models::session_dialect;
+use super::models::StoredEvent;
 use super::schema::{node_status, nodes};
 use super::{Pool, StoreError};
-use crate::jip3::stored;
 use crate::jip3::types::{to_hex, HexBytes};
 use crate::jip3::{JamParams, ParamsLayout};
 use crate::robust::lower_median;
@@ -242,7 +241,7 @@ pub struct EventRow {
     pub available: i64,
 }
 
-/// A stored event with what reading it needs: its session's dialect.
+/// A stored event with its node's names and the page's size before the cut.
 #[derive(QueryableByName)]
 struct StoredRow {
     #[diesel(sql_type = BigInt)]
@@ -251,16 +250,10 @@ struct StoredRow {
     node_id: String,
     #[diesel(sql_type = BigInt)]
     event_id: i64,
-    #[diesel(sql_type = SmallInt)]
-    event_type: i16,
     #[diesel(sql_type = Timestamptz)]
     timestamp: DateTime<Utc>,
-    #[diesel(sql_type = Bytea)]
-    body: Vec<u8>,
-    #[diesel(sql_type = Nullable<SmallInt>)]
-    protocol_version: Option<i16>,
-    #[diesel(sql_type = Nullable<Integer>)]
-    core_count: Option<i32>,
+    #[diesel(embed)]
+    stored: StoredEvent,
     #[diesel(sql_type = Nullable<Text>)]
     node_name: Option<String>,
     #[diesel(sql_type = Nullable<Text>)]
@@ -271,15 +264,13 @@ struct StoredRow {
 
 impl StoredRow {
     fn into_event(self) -> EventRow {
-        let dialect = session_dialect(self.protocol_version, self.core_count);
-        let json = stored::json(self.event_type as u8, &self.body, dialect);
         EventRow {
             id: self.id,
             node_id: self.node_id,
             event_id: self.event_id,
-            event_type: self.event_type,
+            event_type: self.stored.event_type,
             timestamp: self.timestamp,
-            data: RawValue::from_string(json).expect("the codec writes valid JSON"),
+            data: RawValue::from_string(self.stored.json()).expect("the codec writes valid JSON"),
             node_name: self.node_name,
             node_version: self.node_version,
             available: self.available,
