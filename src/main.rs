@@ -82,9 +82,7 @@ enum Command {
 }
 
 fn parse_event_type(text: &str) -> Result<i16, String> {
-    text.parse::<u8>()
-        .ok()
-        .or_else(|| Event::discriminator_of(text))
+    Event::type_from_text(text)
         .map(i16::from)
         .ok_or_else(|| format!("`{text}` is neither an event number (0-255) nor an event name"))
 }

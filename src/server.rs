@@ -21,10 +21,10 @@ use crate::live::broadcaster::{self, Broadcaster};
 use crate::messages::{self, Drain};
 use crate::metrics::Metrics;
 use crate::persist::writer::{self, DbWriter};
-use crate::store::{self, ids::IdAllocator, partitions, StoreError};
+use crate::store::{self, aggregates, ids::IdAllocator, partitions, StoreError};
 
-/// How often partitions are created ahead and expired ones dropped.
-const PARTITION_UPKEEP: Duration = Duration::from_secs(3600);
+/// How often partitions are created ahead, expired ones dropped and old event counts deleted.
+const UPKEEP: Duration = Duration::from_secs(3600);
 
 #[derive(Debug, Error)]
 pub enum StartError {
@@ -92,7 +92,7 @@ impl Server {
         .await?;
         let ids = Arc::new(IdAllocator::from_database(&service_pool).await?);
         spawn_legacy_conversion(service_pool.clone());
-        spawn_partition_upkeep(service_pool, &config);
+        spawn_upkeep(service_pool, &config);
 
         let budget = Arc::new(QueueBudget::from_config(&config, &metrics));
 
@@ -232,15 +232,36 @@ fn spawn_legacy_conversion(pool: store::Pool) {
     });
 }
 
-fn spawn_partition_upkeep(pool: store::Pool, config: &Config) {
+/// Every [`UPKEEP`]: makes and drops the daily event partitions (start-up made them already) and
+/// deletes event counts past their retention (README, "Storage").
+fn spawn_upkeep(pool: store::Pool, config: &Config) {
     let (ahead, retention) = (config.partitions_ahead_days, config.retention_days);
+    let (minute_days, hour_days) = (
+        config.minute_stats_retention_days,
+        config.hourly_stats_retention_days,
+    );
     actix::spawn(async move {
-        let mut ticks = tokio::time::interval(PARTITION_UPKEEP);
-        ticks.tick().await; // the first tick is immediate; start-up already did the upkeep
+        let mut ticks = tokio::time::interval(UPKEEP);
+        let mut first = true;
         loop {
             ticks.tick().await;
-            if let Err(e) = partitions::maintain(&pool, ahead, retention).await {
-                log::error!("partition upkeep failed (rows still land in event_rows_default): {e}");
+            if !std::mem::take(&mut first) {
+                if let Err(e) = partitions::maintain(&pool, ahead, retention).await {
+                    log::error!(
+                        "partition upkeep failed (rows still land in event_rows_default): {e}"
+                    );
+                }
+            }
+            let pruned = match pool.get().await {
+                Ok(mut conn) => aggregates::prune(&mut conn, minute_days, hour_days).await,
+                Err(e) => Err(e.into()),
+            };
+            match pruned {
+                Ok((minutes, hours)) if minutes + hours > 0 => log::info!(
+                    "retention: deleted {minutes} minute and {hours} hourly event counts"
+                ),
+                Ok(_) => {}
+                Err(e) => log::error!("deleting event counts past their retention failed: {e}"),
             }
         }
     });

@@ -5,9 +5,11 @@
 //! runtime that made it, so each worker builds its own small pool ([`ApiPool`]); the DB writer's
 //! pool is not shared. Every error is JSON, `{"error": "..."}`, with its status code.
 
+pub mod analytics;
 pub mod client;
 pub mod guard;
 pub mod health;
+mod params;
 pub mod rest;
 pub mod stats;
 pub mod ws;
@@ -118,6 +120,7 @@ fn routes(cfg: &mut web::ServiceConfig) {
         .service(web::resource("/api/nodes/{node_id}").get(rest::node))
         .service(web::resource("/api/nodes/{node_id}/events").get(rest::node_events))
         .service(web::resource("/api/events").get(rest::events))
+        .service(web::resource("/api/timeseries").get(analytics::timeseries))
         .service(web::resource("/api/ws").get(ws::connect))
         .service(web::resource("/metrics").get(health::metrics));
 }

@@ -6,9 +6,10 @@
 use actix_web::{web, HttpResponse};
 use serde::{Deserialize, Serialize};
 
+use super::params::{whole_number, Params};
 use super::{parse_node_id, read, ApiError, ApiPool};
 use crate::jip3::Event;
-use crate::store::queries::{self, EventRow, NodeFilter};
+use crate::store::queries::{self, EventFilter, EventRow, NodeFilter};
 
 /// Events returned when `limit` is not given.
 pub const DEFAULT_LIMIT: u64 = 50;
@@ -47,20 +48,6 @@ impl NodesQuery {
     }
 }
 
-/// A query parameter that must be a whole number: `default` when absent, capped at `max`.
-fn whole_number(name: &str, text: Option<&str>, default: u64, max: u64) -> Result<i64, ApiError> {
-    let Some(text) = text else {
-        return Ok(default as i64);
-    };
-    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(ApiError::bad_request(format!(
-            "invalid {name} `{text}`: expected a whole number (at most {max})"
-        )));
-    }
-    // All digits: only too large to parse can fail, and that is capped like any large value.
-    Ok(text.parse::<u64>().unwrap_or(u64::MAX).min(max) as i64)
-}
-
 /// `GET /api/nodes?limit=&offset=&connected=&implementation=` → `{"nodes": [...], "total": N}`,
 /// connected first, then by last seen; each with the slot of its latest best and finalized
 /// block. `total` counts every node the filters select; a page holds at most 1,024.
@@ -89,16 +76,59 @@ pub async fn node(
     }
 }
 
-#[derive(Deserialize)]
-pub struct EventsQuery {
-    limit: Option<String>,
-}
+/// The event explorer's query parameters, as `(name, value)` pairs: `type` may be repeated.
+pub type EventsQuery = web::Query<Vec<(String, String)>>;
 
-impl EventsQuery {
-    /// `limit`: a whole number, capped at [`MAX_LIMIT`]; anything else is a 400.
-    fn limit(&self) -> Result<i64, ApiError> {
-        whole_number("limit", self.limit.as_deref(), DEFAULT_LIMIT, MAX_LIMIT)
+/// Reads the explorer's filters: `limit`, `type` (numbers or names, repeated or comma-separated),
+/// `node` (only where the path does not name one), `from` and `to` (receive time, RFC 3339,
+/// `from` inclusive and `to` exclusive) and `before` (an event id: the cursor). Any other
+/// parameter, a repeated one (but `type`) or a bad value is a 400 that says which and why.
+fn event_filter(
+    pairs: &[(String, String)],
+    path_node: Option<String>,
+) -> Result<EventFilter, ApiError> {
+    let accepted: &[&str] = if path_node.is_some() {
+        &["limit", "type", "from", "to", "before"]
+    } else {
+        &["limit", "type", "node", "from", "to", "before"]
+    };
+    let params = Params::new(pairs, accepted, &["type"])?;
+    let mut types = Vec::new();
+    for text in params.all("type").flat_map(|v| v.split(',')).map(str::trim) {
+        let discriminator = Event::type_from_text(text).ok_or_else(|| {
+            ApiError::bad_request(format!(
+                "invalid type `{text}`: expected an event number (0-255) or an event name such \
+                 as BestBlockChanged"
+            ))
+        })?;
+        if !types.contains(&discriminator) {
+            types.push(discriminator);
+        }
     }
+    let filter = EventFilter {
+        node_id: match params.one("node") {
+            Some(text) => Some(parse_node_id(text)?),
+            None => path_node,
+        },
+        types,
+        from: params.instant("from")?,
+        to: params.instant("to")?,
+        before: params
+            .one("before")
+            .map(|text| whole_number("before", Some(text), 0, i64::MAX as u64))
+            .transpose()?,
+        limit: whole_number("limit", params.one("limit"), DEFAULT_LIMIT, MAX_LIMIT)?,
+    };
+    if let (Some(from), Some(to)) = (filter.from, filter.to) {
+        if from >= to {
+            return Err(ApiError::bad_request(format!(
+                "from ({}) must be before to ({})",
+                crate::time::format(&from),
+                crate::time::format(&to)
+            )));
+        }
+    }
+    Ok(filter)
 }
 
 /// An event with its name beside its discriminator.
@@ -114,14 +144,18 @@ struct EventOut {
 struct EventsPage {
     events: Vec<EventOut>,
     truncated: bool,
+    next_before: Option<i64>,
 }
 
-/// `{"events": [...], "truncated": bool}`: `truncated` when the page was cut to its byte bound
-/// (fewer events than asked for although there are more).
-fn events_response(rows: Vec<EventRow>) -> HttpResponse {
+/// `{"events": [...], "truncated": bool, "next_before": id|null}`: `truncated` when the page was
+/// cut to its byte bound (fewer events than asked for although there are more); `next_before`
+/// is the cursor for the next (older) page, null when this page holds the last of them.
+fn events_response(rows: Vec<EventRow>, limit: i64) -> HttpResponse {
     let truncated = rows
         .first()
         .is_some_and(|r| r.available > rows.len() as i64);
+    let more = truncated || rows.len() as i64 == limit;
+    let next_before = rows.last().filter(|_| more).map(|r| r.id);
     let events: Vec<EventOut> = rows
         .into_iter()
         .map(|row| EventOut {
@@ -132,39 +166,44 @@ fn events_response(rows: Vec<EventRow>) -> HttpResponse {
             row,
         })
         .collect();
-    HttpResponse::Ok().json(EventsPage { events, truncated })
+    HttpResponse::Ok().json(EventsPage {
+        events,
+        truncated,
+        next_before,
+    })
 }
 
-/// `GET /api/events?limit=N` → the newest events of all nodes, newest first.
+/// `GET /api/events?limit=&type=&node=&from=&to=&before=` → the events the filters select
+/// (all nodes unless `node`), newest first; see [`event_filter`].
 pub async fn events(
-    query: web::Query<EventsQuery>,
+    query: EventsQuery,
     pool: web::Data<ApiPool>,
 ) -> Result<HttpResponse, ApiError> {
-    let limit = query.limit()?;
+    let filter = event_filter(&query, None)?;
     let rows = read(&pool.0, async |conn| {
-        queries::recent_events(conn, None, limit).await
+        queries::recent_events(conn, &filter).await
     })
     .await?;
-    Ok(events_response(rows))
+    Ok(events_response(rows, filter.limit))
 }
 
-/// `GET /api/nodes/{node_id}/events?limit=N` → the node's newest events, newest first; 400 for a
-/// malformed id, 404 for an unknown node.
+/// `GET /api/nodes/{node_id}/events?limit=&type=&from=&to=&before=` → the node's events the
+/// filters select, newest first; 400 for a malformed id or filter, 404 for an unknown node.
 pub async fn node_events(
     path: web::Path<String>,
-    query: web::Query<EventsQuery>,
+    query: EventsQuery,
     pool: web::Data<ApiPool>,
 ) -> Result<HttpResponse, ApiError> {
     let node_id = parse_node_id(&path)?;
-    let limit = query.limit()?;
+    let filter = event_filter(&query, Some(node_id.clone()))?;
     let rows = read(&pool.0, async |conn| {
-        let rows = queries::recent_events(conn, Some(&node_id), limit).await?;
+        let rows = queries::recent_events(conn, &filter).await?;
         // Only an empty answer needs telling "no events yet" from "no such node".
         let known = !rows.is_empty() || queries::node_exists(conn, &node_id).await?;
         Ok(known.then_some(rows))
     })
     .await?;
-    rows.map(events_response)
+    rows.map(|rows| events_response(rows, filter.limit))
         .ok_or_else(|| unknown_node(&node_id))
 }
 
@@ -176,21 +215,55 @@ fn unknown_node(node_id: &str) -> ApiError {
 mod tests {
     use super::*;
 
-    fn limit(text: Option<&str>) -> Result<i64, ApiError> {
-        EventsQuery {
-            limit: text.map(str::to_owned),
-        }
-        .limit()
+    fn filter(query: &str) -> Result<EventFilter, ApiError> {
+        let pairs: Vec<(String, String)> = query
+            .split('&')
+            .filter(|pair| !pair.is_empty())
+            .map(|pair| {
+                let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+                (name.to_owned(), value.to_owned())
+            })
+            .collect();
+        event_filter(&pairs, None)
     }
 
     #[test]
     fn limit_defaults_caps_and_refuses_non_numbers() {
-        assert_eq!(limit(None).unwrap(), 50);
-        assert_eq!(limit(Some("7")).unwrap(), 7);
-        assert_eq!(limit(Some("5000")).unwrap(), 1000);
-        assert_eq!(limit(Some("99999999999999999999999")).unwrap(), 1000);
+        assert_eq!(filter("").unwrap().limit, 50);
+        assert_eq!(filter("limit=7").unwrap().limit, 7);
+        assert_eq!(filter("limit=5000").unwrap().limit, 1000);
+        assert_eq!(filter("limit=99999999999999999999999").unwrap().limit, 1000);
         for bad in ["", "ten", "-1", "1.5", " 3"] {
-            assert!(limit(Some(bad)).is_err(), "{bad:?}");
+            assert!(filter(&format!("limit={bad}")).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn types_are_numbers_or_names_repeated_or_listed() {
+        let f = filter("type=10&type=BestBlockChanged,12&type=10").unwrap();
+        assert_eq!(f.types, vec![10, 11, 12]);
+        for bad in ["type=256", "type=Bogus", "type=", "type=10,,11"] {
+            assert!(filter(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn bad_times_cursors_nodes_and_names_are_refused() {
+        let f = filter("from=2026-12-01T10:00:00Z&to=2026-12-01T12:00:00+01:00&before=9").unwrap();
+        assert_eq!(f.before, Some(9));
+        assert!(f.from.is_some() && f.to.is_some());
+        for bad in [
+            "from=yesterday",
+            "from=2026-12-01T11:00:00Z&to=2026-12-01T10:00:00Z",
+            "before=-3",
+            "node=abc",
+            "limit=1&limit=2",
+            "nodes=1",
+        ] {
+            let error = filter(bad).unwrap_err();
+            assert!(!error.to_string().is_empty(), "{bad}");
+        }
+        let on_path = event_filter(&[("node".into(), "a".repeat(64))], Some("b".repeat(64)));
+        assert!(on_path.is_err(), "node is given by the path");
     }
 }

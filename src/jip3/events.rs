@@ -56,6 +56,11 @@ macro_rules! events {
                 }
             }
 
+            /// An event type as users write it: its number (0-255) or its name.
+            pub fn type_from_text(text: &str) -> Option<u8> {
+                text.parse::<u8>().ok().or_else(|| Self::discriminator_of(text))
+            }
+
             /// The discriminator of a name (the inverse of `name_of`).
             pub fn discriminator_of(name: &str) -> Option<u8> {
                 match name {

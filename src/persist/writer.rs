@@ -377,8 +377,9 @@ impl DbWriter {
         }));
     }
 
-    /// Queues what was rolled up since the last one. Hourly stats stay behind, still adding up,
-    /// until `hourly_stats_interval` has passed (or the writer drains).
+    /// Queues what was rolled up since the last one. The event counts (per minute and per hour)
+    /// stay behind, still adding up, until `hourly_stats_interval` has passed (or the writer
+    /// drains).
     fn queue_rollup(&mut self) {
         if self.rollup_queued {
             return;
@@ -389,7 +390,7 @@ impl DbWriter {
         {
             self.hourly_stats_written_at = Instant::now();
         } else {
-            self.rollup.hourly = std::mem::take(&mut rollup.hourly);
+            self.rollup.counts = std::mem::take(&mut rollup.counts);
         }
         if !rollup.is_empty() {
             let set_aside = self.meta.push(MetaOp::Rollup(rollup));

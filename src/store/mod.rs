@@ -1,6 +1,7 @@
 //! PostgreSQL storage through diesel-async: connecting (and creating the database), migrations,
 //! row ids, partition upkeep, and the writes of the ingest path.
 
+pub mod aggregates;
 pub mod decoded;
 pub mod ids;
 pub mod legacy;

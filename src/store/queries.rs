@@ -6,6 +6,9 @@
 //!   backwards, merged across partitions (Merge Append) and stopped after `limit` rows;
 //! - latest events of one node: `event_rows_node_recent (node_key, id DESC)` the same way, the
 //!   node's key found in `node_keys` first;
+//! - latest events of some types: `event_rows_by_type (event_type, id DESC)` the same way;
+//! - a cursor (`id < before`) starts each of these scans where the last page ended, and a time
+//!   range (`created_at`) leaves out the partitions outside it;
 //! - the node list: `nodes_listing (is_connected DESC, last_seen_at DESC NULLS LAST)`;
 //! - block stats: `nodes_listing` for the nodes, then `blocks_by_node` per node.
 
@@ -14,7 +17,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use diesel::expression::SqlLiteral;
 use diesel::prelude::*;
-use diesel::sql_types::{BigInt, Nullable, Text, Timestamptz};
+use diesel::sql_types::{Array, BigInt, Nullable, SmallInt, Text, Timestamptz};
 use diesel_async::pooled_connection::AsyncDieselConnectionManager;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use serde::Serialize;
@@ -283,21 +286,56 @@ impl StoredRow {
 /// not made yet when the page is cut, so its size is taken as `messages::cost_of` estimates it.
 pub const MAX_PAGE_BYTES: i64 = 8 << 20;
 
-/// The newest `limit` events, of one node or of all, cut to [`MAX_PAGE_BYTES`]. The inner query
-/// is the top-N the indexes serve (see the module comment); the sizes are summed in the database,
-/// so rows past the bound never leave it; the joins add the node's id and name and the session's
-/// dialect to the rows kept, and each row's JSON is made here.
+/// Which events a page holds: newest first, of one node or all, of some types or all, received
+/// within `[from, to)`, with ids below `before` (the cursor: the last id of the previous page).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct EventFilter {
+    pub node_id: Option<String>,
+    /// Discriminators; empty = every type.
+    pub types: Vec<u8>,
+    pub from: Option<DateTime<Utc>>,
+    pub to: Option<DateTime<Utc>>,
+    pub before: Option<i64>,
+    pub limit: i64,
+}
+
+/// The newest events `filter` selects, cut to [`MAX_PAGE_BYTES`]. The inner query is the top-N
+/// the indexes serve (see the module comment), bounded by the cursor and, through `created_at`,
+/// to the partitions of the time range; the sizes are summed in the database, so rows past the
+/// bound never leave it; the joins add the node's id and name and the session's dialect to the
+/// rows kept, and each row's JSON is made here.
 pub async fn recent_events(
     conn: &mut AsyncPgConnection,
-    node_id: Option<&str>,
-    limit: i64,
+    filter: &EventFilter,
 ) -> Result<Vec<EventRow>, StoreError> {
-    let latest = match node_id {
-        Some(_) => {
-            "SELECT * FROM event_rows WHERE node_key = \
-             (SELECT node_key FROM node_keys WHERE node_id = $2) ORDER BY id DESC LIMIT $1"
-        }
-        None => "SELECT * FROM event_rows ORDER BY id DESC LIMIT $1",
+    let mut conditions = Vec::new();
+    let mut next_bind = 2;
+    let mut placeholder = || {
+        next_bind += 1;
+        format!("${}", next_bind - 1)
+    };
+    if filter.node_id.is_some() {
+        conditions.push(format!(
+            "node_key = (SELECT node_key FROM node_keys WHERE node_id = {})",
+            placeholder()
+        ));
+    }
+    if filter.from.is_some() {
+        conditions.push(format!("created_at >= {}", placeholder()));
+    }
+    if filter.to.is_some() {
+        conditions.push(format!("created_at < {}", placeholder()));
+    }
+    if filter.before.is_some() {
+        conditions.push(format!("id < {}", placeholder()));
+    }
+    if !filter.types.is_empty() {
+        conditions.push(format!("event_type = ANY({})", placeholder()));
+    }
+    let where_clause = if conditions.is_empty() {
+        String::new()
+    } else {
+        format!("WHERE {}", conditions.join(" AND "))
     };
     let sql = format!(
         "SELECT e.id, k.node_id, e.event_id, e.event_type, e.timestamp, e.body, \
@@ -306,17 +344,29 @@ pub async fn recent_events(
          e.available \
          FROM (SELECT l.*, count(*) OVER () AS available, \
                sum({COST}) OVER (ORDER BY l.id DESC) - {COST} AS bytes_before \
-               FROM ({latest}) l) e \
+               FROM (SELECT * FROM event_rows {where_clause} ORDER BY id DESC LIMIT $1) l) e \
          JOIN node_keys k ON k.node_key = e.node_key \
          LEFT JOIN node_sessions s ON s.session_id = e.session_id \
          LEFT JOIN nodes n ON n.node_id = k.node_id \
          WHERE e.bytes_before < {MAX_PAGE_BYTES} ORDER BY e.id DESC"
     );
-    let query = diesel::sql_query(sql).bind::<BigInt, _>(limit);
-    let rows: Vec<StoredRow> = match node_id {
-        Some(node_id) => query.bind::<Text, _>(node_id).load(conn).await?,
-        None => query.load(conn).await?,
-    };
+    let mut query = diesel::sql_query(sql)
+        .into_boxed()
+        .bind::<BigInt, _>(filter.limit);
+    if let Some(node_id) = &filter.node_id {
+        query = query.bind::<Text, _>(node_id.clone());
+    }
+    for time in [filter.from, filter.to].into_iter().flatten() {
+        query = query.bind::<Timestamptz, _>(time);
+    }
+    if let Some(before) = filter.before {
+        query = query.bind::<BigInt, _>(before);
+    }
+    if !filter.types.is_empty() {
+        let types: Vec<i16> = filter.types.iter().map(|&t| i16::from(t)).collect();
+        query = query.bind::<Array<SmallInt>, _>(types);
+    }
+    let rows: Vec<StoredRow> = query.load(conn).await?;
     Ok(rows.into_iter().map(StoredRow::into_event).collect())
 }
 

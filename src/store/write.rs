@@ -64,7 +64,7 @@ pub struct InsertedCount {
     #[diesel(sql_type = SmallInt)]
     pub event_type: i16,
     #[diesel(sql_type = Timestamptz)]
-    pub hour: DateTime<Utc>,
+    pub minute: DateTime<Utc>,
     #[diesel(sql_type = BigInt)]
     pub inserted: i64,
 }
@@ -99,7 +99,8 @@ const INSERT_EVENTS_IDEMPOTENT: &str = concat!(
     ON CONFLICT DO NOTHING
     RETURNING session_id, event_type, created_at
 )
-SELECT session_id, event_type, date_trunc('hour', created_at, 'UTC') AS hour, count(*) AS inserted
+SELECT session_id, event_type, date_trunc('minute', created_at, 'UTC') AS minute,
+       count(*) AS inserted
 FROM ins GROUP BY 1, 2, 3"
 );
 
@@ -118,25 +119,25 @@ impl<'a> EventColumns<'a> {
             .bind::<Array<Bytea>, _>(&self.body)
     }
 
-    /// Rows per session, type and hour: what a plain insert that succeeded added.
+    /// Rows per session, type and minute: what a plain insert that succeeded added.
     fn counts(&self) -> Vec<InsertedCount> {
-        let mut counts: HashMap<(i64, i16, DateTime<Utc>), i64> = HashMap::new();
+        let mut counts: HashMap<CountKey, i64> = HashMap::new();
         for i in 0..self.len() {
-            let hour = self.created_at[i]
-                .duration_trunc(chrono::TimeDelta::hours(1))
-                .unwrap_or(self.created_at[i]);
+            let minute = truncate(self.created_at[i], chrono::TimeDelta::minutes(1));
             *counts
-                .entry((self.session_id[i], self.event_type[i], hour))
+                .entry((self.session_id[i], self.event_type[i], minute))
                 .or_default() += 1;
         }
         counts
             .into_iter()
-            .map(|((session_id, event_type, hour), inserted)| InsertedCount {
-                session_id,
-                event_type,
-                hour,
-                inserted,
-            })
+            .map(
+                |((session_id, event_type, minute), inserted)| InsertedCount {
+                    session_id,
+                    event_type,
+                    minute,
+                    inserted,
+                },
+            )
             .collect()
     }
 }
@@ -227,12 +228,17 @@ impl LatestStatus {
     }
 }
 
-/// (session, event type, hour) of the hourly stats.
-pub type HourlyKey = (i64, i16, DateTime<Utc>);
+/// (session, event type, minute) of the event counts.
+pub type CountKey = (i64, i16, DateTime<Utc>);
 
-/// Derived state that many batches touch (node and session counters, hourly stats, latest
-/// status), accumulated in memory and written in one serial transaction about once a second
-/// (hourly stats less often, see `DbWriter::queue_rollup`). Writing it per batch would make the
+/// `time` rounded down to a whole `unit` (a minute, an hour) since the Unix epoch.
+fn truncate(time: DateTime<Utc>, unit: chrono::TimeDelta) -> DateTime<Utc> {
+    time.duration_trunc(unit).unwrap_or(time)
+}
+
+/// Derived state that many batches touch (node and session counters, event counts per minute and
+/// hour, latest status), accumulated in memory and written in one serial transaction about once
+/// a second (the event counts less often, see `DbWriter::queue_rollup`). Writing it per batch would make the
 /// parallel batch writes queue on the same rows.
 ///
 /// Counts are kept per session (integer keys, no string copied or hashed per count: this runs for
@@ -242,8 +248,9 @@ pub struct Rollup {
     /// session → (its node, the newest frame received on it)
     pub session_nodes: HashMap<i64, (Arc<str>, Option<DateTime<Utc>>)>,
     pub sessions: HashMap<i64, SessionCounts>,
-    /// (session, event type, hour) → (the session's node, events stored)
-    pub hourly: HashMap<HourlyKey, (Arc<str>, i64)>,
+    /// (session, event type, minute) → (the session's node, events stored): the minute and the
+    /// hourly stats are both summed from it.
+    pub counts: HashMap<CountKey, (Arc<str>, i64)>,
     pub status: HashMap<Arc<str>, LatestStatus>,
     /// (session, undefined discriminator) → (the session's node, frames received)
     pub undefined: HashMap<(i64, u8), (Arc<str>, i64)>,
@@ -253,7 +260,7 @@ impl Rollup {
     pub fn is_empty(&self) -> bool {
         self.session_nodes.is_empty()
             && self.sessions.is_empty()
-            && self.hourly.is_empty()
+            && self.counts.is_empty()
             && self.status.is_empty()
             && self.undefined.is_empty()
     }
@@ -283,8 +290,8 @@ impl Rollup {
     pub fn add_inserted(&mut self, node_id: &Arc<str>, count: &InsertedCount) {
         self.session_seen(count.session_id, node_id, None);
         self.session(count.session_id).stored += count.inserted;
-        self.hourly
-            .entry((count.session_id, count.event_type, count.hour))
+        self.counts
+            .entry((count.session_id, count.event_type, count.minute))
             .or_insert_with(|| (node_id.clone(), 0))
             .1 += count.inserted;
     }
@@ -310,14 +317,16 @@ impl Rollup {
         nodes
     }
 
-    /// Events per (node, type, hour), in key order (sessions of one node summed: an upsert may
-    /// touch each row once).
-    fn hourly_totals(&self) -> BTreeMap<(&str, i16, DateTime<Utc>), i64> {
-        let mut hourly = BTreeMap::new();
-        for ((_, event_type, hour), (node_id, stored)) in &self.hourly {
-            *hourly.entry((&**node_id, *event_type, *hour)).or_default() += stored;
+    /// Events per (node, type, time rounded down to `unit`), in key order (sessions of one node
+    /// summed: an upsert may touch each row once).
+    fn totals(&self, unit: chrono::TimeDelta) -> BTreeMap<(&str, i16, DateTime<Utc>), i64> {
+        let mut totals = BTreeMap::new();
+        for ((_, event_type, minute), (node_id, stored)) in &self.counts {
+            *totals
+                .entry((&**node_id, *event_type, truncate(*minute, unit)))
+                .or_default() += stored;
         }
-        hourly
+        totals
     }
 }
 
@@ -346,6 +355,15 @@ SELECT * FROM unnest($1::text[], $2::int2[], $3::timestamptz[], $4::int8[])
 ON CONFLICT (node_id, event_type, hour)
 DO UPDATE SET event_count = event_stats_hourly.event_count + EXCLUDED.event_count";
 
+/// Nodes are named by their key here, as in `event_rows` (every node with events has one).
+const ROLLUP_MINUTES: &str = "\
+INSERT INTO event_stats_minute (minute, event_count, node_key, event_type)
+SELECT v.minute, v.n, k.node_key, v.event_type
+FROM unnest($1::text[], $2::int2[], $3::timestamptz[], $4::int8[]) AS v(node_id, event_type, minute, n)
+JOIN node_keys k ON k.node_id = v.node_id
+ON CONFLICT (minute, event_type, node_key)
+DO UPDATE SET event_count = event_stats_minute.event_count + EXCLUDED.event_count";
+
 const ROLLUP_STATUS: &str = "\
 INSERT INTO node_status (node_id, event_row, timestamp, data)
 SELECT * FROM unnest($1::text[], $2::int8[], $3::timestamptz[], $4::text[]::jsonb[])
@@ -367,7 +385,10 @@ pub async fn write_rollup(
     let nodes: Vec<_> = rollup.node_totals().into_iter().collect();
     let mut sessions: Vec<_> = rollup.sessions.iter().collect();
     sessions.sort_by_key(|(id, _)| **id);
-    let hourly: Vec<_> = rollup.hourly_totals().into_iter().collect();
+    let counts = [
+        (ROLLUP_MINUTES, rollup.totals(chrono::TimeDelta::minutes(1))),
+        (ROLLUP_HOURLY, rollup.totals(chrono::TimeDelta::hours(1))),
+    ];
     let mut status: Vec<_> = rollup.status.iter().collect();
     status.sort_by(|a, b| a.0.cmp(b.0));
     let status_json: Vec<String> = status.iter().map(|(_, s)| s.json()).collect();
@@ -399,12 +420,12 @@ pub async fn write_rollup(
                 .execute(conn)
                 .await?;
         }
-        if !hourly.is_empty() {
-            diesel::sql_query(ROLLUP_HOURLY)
-                .bind::<Array<Text>, _>(hourly.iter().map(|h| h.0 .0).collect::<Vec<_>>())
-                .bind::<Array<SmallInt>, _>(hourly.iter().map(|h| h.0 .1).collect::<Vec<_>>())
-                .bind::<Array<Timestamptz>, _>(hourly.iter().map(|h| h.0 .2).collect::<Vec<_>>())
-                .bind::<Array<BigInt>, _>(hourly.iter().map(|h| h.1).collect::<Vec<_>>())
+        for (sql, totals) in counts.iter().filter(|(_, totals)| !totals.is_empty()) {
+            diesel::sql_query(*sql)
+                .bind::<Array<Text>, _>(totals.keys().map(|k| k.0).collect::<Vec<_>>())
+                .bind::<Array<SmallInt>, _>(totals.keys().map(|k| k.1).collect::<Vec<_>>())
+                .bind::<Array<Timestamptz>, _>(totals.keys().map(|k| k.2).collect::<Vec<_>>())
+                .bind::<Array<BigInt>, _>(totals.values().copied().collect::<Vec<_>>())
                 .execute(conn)
                 .await?;
         }

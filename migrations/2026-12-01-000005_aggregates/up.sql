@@ -1,0 +1,21 @@
+-- Aggregates kept as events arrive, so dashboards and time series never scan raw events
+-- (README, "Storage"). Every figure is a sum that merges in the database: several servers may
+-- write the same rows.
+--
+-- Events stored per minute, event type and node. Kept for `minute_stats_retention_days`; the
+-- hourly table beside it (`event_stats_hourly`) for `hourly_stats_retention_days`, so history
+-- outlives the raw events. Columns widest first (no padding); the key starts with the minute, so
+-- a time range and the retention's delete are one index range.
+CREATE TABLE event_stats_minute (
+    minute      TIMESTAMPTZ NOT NULL,
+    event_count BIGINT NOT NULL,
+    node_key    INTEGER NOT NULL,
+    event_type  SMALLINT NOT NULL,
+    PRIMARY KEY (minute, event_type, node_key)
+);
+
+-- Time ranges of the hourly table, for its time series and its retention.
+CREATE INDEX event_stats_hourly_by_hour ON event_stats_hourly (hour);
+
+-- The event explorer's type filter across all nodes: newest ids first per type.
+CREATE INDEX event_rows_by_type ON event_rows (event_type, id DESC);

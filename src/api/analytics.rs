@@ -1,0 +1,232 @@
+//! Analytics read from the aggregates kept as events arrive (never from raw events).
+//!
+//! Every count is per reporting node: an event that three nodes report (three guarantors of one
+//! work package) counts three times. Each response says so in `counted`.
+
+use actix_web::{web, HttpResponse};
+use chrono::{DateTime, TimeDelta, Utc};
+use serde::Serialize;
+
+use super::params::{whole_number, Params};
+use super::{read, ApiContext, ApiError, ApiPool};
+use crate::store::aggregates::{self, GroupBy, Series, SeriesRange, Tier};
+
+/// What every count in these responses means.
+const COUNTED: &str = "events stored, as each reporting node sent them (an event reported by \
+                       several nodes counts once per node)";
+
+/// A default step gives about this many buckets.
+const DEFAULT_BUCKETS: i64 = 120;
+/// At most this many buckets in one series.
+const MAX_BUCKETS: usize = 1440;
+
+#[derive(Serialize)]
+struct TimeSeries {
+    metric: &'static str,
+    group_by: GroupBy,
+    /// Which aggregate the series were read from: `minute` or `hour` counts.
+    tier: Tier,
+    #[serde(with = "crate::time::rfc3339")]
+    from: DateTime<Utc>,
+    #[serde(with = "crate::time::rfc3339")]
+    to: DateTime<Utc>,
+    step_seconds: i64,
+    /// The start of each bucket, oldest first; each series has one value per bucket.
+    buckets: Vec<String>,
+    counted: &'static str,
+    series: Vec<Series>,
+}
+
+/// `GET /api/timeseries?metric=events&group_by=type|node|implementation&from=&to=&step=`: events
+/// stored per bucket, one series per event type, node or implementation. `to` defaults to now,
+/// `from` to an hour before `to`, `step` (seconds) to about 120 buckets. The minute counts serve
+/// ranges that start within their retention at steps under an hour; the hourly counts serve the
+/// rest, and the step is then a whole number of hours. The range is widened to whole units of the
+/// tier it is read from.
+pub async fn timeseries(
+    query: web::Query<Vec<(String, String)>>,
+    api: web::Data<ApiContext>,
+    pool: web::Data<ApiPool>,
+) -> Result<HttpResponse, ApiError> {
+    let params = Params::new(&query, &["metric", "group_by", "from", "to", "step"], &[])?;
+    let metric = match params.one("metric").unwrap_or("events") {
+        "events" => "events",
+        other => {
+            return Err(ApiError::bad_request(format!(
+                "unknown metric `{other}`: the one metric is `events`"
+            )))
+        }
+    };
+    let group_by = match params.one("group_by").unwrap_or("type") {
+        "type" => GroupBy::Type,
+        "node" => GroupBy::Node,
+        "implementation" => GroupBy::Implementation,
+        other => {
+            return Err(ApiError::bad_request(format!(
+                "invalid group_by `{other}`: expected type, node or implementation"
+            )))
+        }
+    };
+    let now = Utc::now();
+    let to = params.instant("to")?.unwrap_or(now);
+    let from = params.instant("from")?.unwrap_or(to - TimeDelta::hours(1));
+    let step = params
+        .one("step")
+        .map(|text| whole_number("step", Some(text), 0, u32::MAX.into()))
+        .transpose()?
+        .map(TimeDelta::seconds);
+    let minutes_kept = TimeDelta::days(api.config.minute_stats_retention_days.into());
+    let range = series_range(from, to, step, now - minutes_kept)?;
+    let series = read(&pool.0, async |conn| {
+        aggregates::event_series(conn, group_by, &range).await
+    })
+    .await?;
+    let buckets = (0..range.buckets() as i32)
+        .map(|i| crate::time::format(&(range.from + range.step * i)))
+        .collect();
+    Ok(HttpResponse::Ok().json(TimeSeries {
+        metric,
+        group_by,
+        tier: range.tier,
+        from: range.from,
+        to: range.to,
+        step_seconds: range.step.num_seconds(),
+        buckets,
+        counted: COUNTED,
+        series,
+    }))
+}
+
+/// Picks the tier for `[from, to)` (minute counts are kept since `minutes_since`) and checks the
+/// step against it.
+fn series_range(
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    step: Option<TimeDelta>,
+    minutes_since: DateTime<Utc>,
+) -> Result<SeriesRange, ApiError> {
+    if from >= to {
+        return Err(ApiError::bad_request(format!(
+            "from ({}) must be before to ({})",
+            crate::time::format(&from),
+            crate::time::format(&to)
+        )));
+    }
+    let span = to - from;
+    let wanted = step.unwrap_or_else(|| span / DEFAULT_BUCKETS as i32);
+    let tier = if from >= minutes_since && wanted < TimeDelta::hours(1) {
+        Tier::Minute
+    } else {
+        Tier::Hour
+    };
+    let unit = tier.unit().num_seconds();
+    let step = match step {
+        Some(step) if step.num_seconds() == 0 || step.num_seconds() % unit != 0 => {
+            return Err(ApiError::bad_request(format!(
+                "invalid step {}: this range is read from the {} counts, so the step must be a \
+                 whole number of {} seconds",
+                step.num_seconds(),
+                match tier {
+                    Tier::Minute => "minute",
+                    Tier::Hour => "hourly",
+                },
+                unit
+            )))
+        }
+        Some(step) => step,
+        // Rounded up to whole units.
+        None => TimeDelta::seconds(((wanted.num_seconds() + unit - 1) / unit).max(1) * unit),
+    };
+    let range = SeriesRange {
+        tier,
+        from: round_down(from, tier.unit()),
+        to: round_up(to, tier.unit()),
+        step,
+    };
+    if range.buckets() > MAX_BUCKETS {
+        return Err(ApiError::bad_request(format!(
+            "{} buckets of {} seconds: at most {MAX_BUCKETS}; give a larger step or a shorter range",
+            range.buckets(),
+            step.num_seconds()
+        )));
+    }
+    Ok(range)
+}
+
+fn round_down(time: DateTime<Utc>, unit: TimeDelta) -> DateTime<Utc> {
+    use chrono::DurationRound;
+    time.duration_trunc(unit).unwrap_or(time)
+}
+
+fn round_up(time: DateTime<Utc>, unit: TimeDelta) -> DateTime<Utc> {
+    let down = round_down(time, unit);
+    if down == time {
+        time
+    } else {
+        down + unit
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(text: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(text)
+            .unwrap()
+            .with_timezone(&Utc)
+    }
+
+    #[test]
+    fn the_tier_follows_the_range_and_the_step() {
+        let kept_since = at("2026-12-01T00:00:00Z");
+        let recent = series_range(
+            at("2026-12-01T10:00:30Z"),
+            at("2026-12-01T11:00:00Z"),
+            None,
+            kept_since,
+        )
+        .unwrap();
+        assert_eq!(recent.tier, Tier::Minute);
+        assert_eq!(
+            recent.from,
+            at("2026-12-01T10:00:00Z"),
+            "widened to whole minutes"
+        );
+        assert_eq!(recent.step, TimeDelta::minutes(1));
+        assert_eq!(recent.buckets(), 60);
+
+        let old = series_range(
+            at("2026-11-20T10:00:00Z"),
+            at("2026-11-21T10:00:00Z"),
+            None,
+            kept_since,
+        )
+        .unwrap();
+        assert_eq!((old.tier, old.step), (Tier::Hour, TimeDelta::hours(1)));
+
+        let hourly_step = series_range(
+            at("2026-12-01T10:00:00Z"),
+            at("2026-12-01T20:00:00Z"),
+            Some(TimeDelta::hours(2)),
+            kept_since,
+        )
+        .unwrap();
+        assert_eq!((hourly_step.tier, hourly_step.buckets()), (Tier::Hour, 5));
+    }
+
+    #[test]
+    fn steps_that_do_not_fit_the_tier_and_too_many_buckets_are_refused() {
+        let kept_since = at("2026-12-01T00:00:00Z");
+        let (from, to) = (at("2026-12-01T10:00:00Z"), at("2026-12-01T11:00:00Z"));
+        for step in [0, 90] {
+            assert!(series_range(from, to, Some(TimeDelta::seconds(step)), kept_since).is_err());
+        }
+        let old = at("2026-11-01T00:00:00Z");
+        assert!(series_range(old, to, Some(TimeDelta::minutes(30)), kept_since).is_err());
+        assert!(series_range(old, to, Some(TimeDelta::hours(1)), kept_since).is_ok());
+        let long = at("2025-01-01T00:00:00Z");
+        assert!(series_range(long, to, Some(TimeDelta::hours(1)), kept_since).is_err());
+        assert!(series_range(to, from, None, kept_since).is_err());
+    }
+}

@@ -1,0 +1,179 @@
+//! The event counts kept as events arrive (events stored per node and type, per minute in
+//! `event_stats_minute` and per hour in `event_stats_hourly`): their retention, and the time
+//! series read from them. No query here reads raw events.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, TimeDelta, Utc};
+use diesel::sql_types::{BigInt, Integer, Nullable, Text, Timestamptz};
+use diesel::QueryableByName;
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use serde::Serialize;
+
+use super::StoreError;
+use crate::jip3::Event;
+
+/// Deletes minute counts older than `minute_days` and hourly counts older than `hour_days`;
+/// returns how many rows of each went.
+pub async fn prune(
+    conn: &mut AsyncPgConnection,
+    minute_days: u32,
+    hour_days: u32,
+) -> Result<(usize, usize), StoreError> {
+    let minutes = diesel::sql_query(
+        "DELETE FROM event_stats_minute WHERE minute < now() - make_interval(days => $1)",
+    )
+    .bind::<Integer, _>(minute_days as i32)
+    .execute(conn)
+    .await?;
+    let hours = diesel::sql_query(
+        "DELETE FROM event_stats_hourly WHERE hour < now() - make_interval(days => $1)",
+    )
+    .bind::<Integer, _>(hour_days as i32)
+    .execute(conn)
+    .await?;
+    Ok((minutes, hours))
+}
+
+/// Which table a series is read from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Tier {
+    Minute,
+    Hour,
+}
+
+impl Tier {
+    pub fn unit(self) -> TimeDelta {
+        match self {
+            Tier::Minute => TimeDelta::minutes(1),
+            Tier::Hour => TimeDelta::hours(1),
+        }
+    }
+
+    /// The table, its time column, and how a row names its node.
+    fn source(self) -> (&'static str, &'static str, &'static str) {
+        match self {
+            Tier::Minute => (
+                "event_stats_minute c JOIN node_keys k ON k.node_key = c.node_key",
+                "c.minute",
+                "k.node_id",
+            ),
+            Tier::Hour => ("event_stats_hourly c", "c.hour", "c.node_id"),
+        }
+    }
+}
+
+/// What the series are split by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum GroupBy {
+    Type,
+    Node,
+    /// The node's implementation name as it last reported it.
+    Implementation,
+}
+
+/// Buckets of `step` from `from` (inclusive) to `to` (exclusive), both whole units of `tier`.
+#[derive(Debug, Clone)]
+pub struct SeriesRange {
+    pub tier: Tier,
+    pub from: DateTime<Utc>,
+    pub to: DateTime<Utc>,
+    pub step: TimeDelta,
+}
+
+impl SeriesRange {
+    pub fn buckets(&self) -> usize {
+        let span = (self.to - self.from).num_seconds();
+        let step = self.step.num_seconds().max(1);
+        ((span + step - 1) / step).max(0) as usize
+    }
+}
+
+/// One series: events stored per bucket (as counted by the nodes that reported them).
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Series {
+    /// The event type's number, the node's id, or the implementation's name.
+    pub key: String,
+    /// For event types, the type's name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<&'static str>,
+    pub total: i64,
+    /// One count per bucket, oldest first.
+    pub values: Vec<i64>,
+}
+
+#[derive(QueryableByName)]
+struct Cell {
+    #[diesel(sql_type = BigInt)]
+    bucket: i64,
+    #[diesel(sql_type = Nullable<Text>)]
+    key: Option<String>,
+    #[diesel(sql_type = BigInt)]
+    events: i64,
+}
+
+/// Events stored per bucket of `range`, one series per `group_by` key, largest total first.
+pub async fn event_series(
+    conn: &mut AsyncPgConnection,
+    group_by: GroupBy,
+    range: &SeriesRange,
+) -> Result<Vec<Series>, StoreError> {
+    let (table, time, node) = range.tier.source();
+    let (key, join) = match group_by {
+        GroupBy::Type => ("c.event_type::text".to_owned(), String::new()),
+        GroupBy::Node => (node.to_owned(), String::new()),
+        GroupBy::Implementation => (
+            "n.implementation_name".to_owned(),
+            format!("LEFT JOIN nodes n ON n.node_id = {node}"),
+        ),
+    };
+    let sql = format!(
+        "SELECT (extract(epoch FROM {time} - $1) / $3)::int8 AS bucket, {key} AS key, \
+         sum(c.event_count)::int8 AS events \
+         FROM {table} {join} WHERE {time} >= $1 AND {time} < $2 GROUP BY 1, 2"
+    );
+    let cells: Vec<Cell> = diesel::sql_query(sql)
+        .bind::<Timestamptz, _>(range.from)
+        .bind::<Timestamptz, _>(range.to)
+        .bind::<BigInt, _>(range.step.num_seconds())
+        .load(conn)
+        .await?;
+    let buckets = range.buckets();
+    let mut series: Vec<Series> = Vec::new();
+    let mut index_of: HashMap<String, usize> = HashMap::new();
+    for cell in cells {
+        let key = cell.key.unwrap_or_else(|| "unknown".to_owned());
+        let index = match index_of.get(&key) {
+            Some(&i) => i,
+            None => {
+                index_of.insert(key.clone(), series.len());
+                let name = match group_by {
+                    GroupBy::Type => key
+                        .parse::<u8>()
+                        .ok()
+                        .map(|d| Event::name_of(d).unwrap_or("Unknown")),
+                    _ => None,
+                };
+                series.push(Series {
+                    key,
+                    name,
+                    total: 0,
+                    values: vec![0; buckets],
+                });
+                series.len() - 1
+            }
+        };
+        let s = &mut series[index];
+        if let Some(value) = usize::try_from(cell.bucket)
+            .ok()
+            .and_then(|b| s.values.get_mut(b))
+        {
+            *value += cell.events;
+            s.total += cell.events;
+        }
+    }
+    series.sort_by(|a, b| b.total.cmp(&a.total).then_with(|| a.key.cmp(&b.key)));
+    Ok(series)
+}

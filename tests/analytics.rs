@@ -1,0 +1,343 @@
+//! Asking the data: the event explorer's filters and cursor, and time series from the counts
+//! kept as events arrive, against what the test nodes really sent, on the real PostgreSQL.
+
+mod harness;
+
+use std::collections::{BTreeMap, HashSet};
+
+use chrono::{DateTime, TimeDelta, Utc};
+use diesel_async::RunQueryDsl;
+use harness::*;
+use serde_json::Value;
+use tart_backend::config::Config;
+use tart_backend::jip3::types::Hash;
+use tart_backend::jip3::{Event, TimedEvent};
+
+/// Event `i` of a test node: every tenth a SyncStatusChanged (13), the rest BestBlockChanged (11).
+fn nth_event(i: u32) -> TimedEvent {
+    let event = if i.is_multiple_of(10) {
+        Event::SyncStatusChanged {
+            synced: i.is_multiple_of(20),
+        }
+    } else {
+        Event::BestBlockChanged {
+            slot: i,
+            header_hash: Hash([i as u8; 32]),
+        }
+    };
+    TimedEvent {
+        timestamp: jam_now(u64::from(i)),
+        event,
+    }
+}
+
+/// Sends events `range` of [`nth_event`], a thousand per write.
+async fn send_range(node: &mut FakeNode, range: std::ops::Range<u32>) {
+    let events: Vec<TimedEvent> = range.map(nth_event).collect();
+    for chunk in events.chunks(1000) {
+        node.send_events(chunk).await;
+    }
+}
+
+fn encode(time: DateTime<Utc>) -> String {
+    tart_backend::time::format(&time).replace('+', "%2B")
+}
+
+/// Follows `next_before` from `path` (which has its own `?` and filters) to the last page;
+/// returns every event in page order.
+async fn walk(api: std::net::SocketAddr, path: &str) -> Vec<Value> {
+    let mut events = Vec::new();
+    let mut cursor: Option<i64> = None;
+    loop {
+        let url = match cursor {
+            Some(before) => format!("{path}&before={before}"),
+            None => path.to_owned(),
+        };
+        let (status, page) = get_json(api, &url).await;
+        assert_eq!(status, 200, "{url}: {page}");
+        events.extend(page["events"].as_array().unwrap().iter().cloned());
+        match page["next_before"].as_i64() {
+            Some(next) => cursor = Some(next),
+            None => return events,
+        }
+    }
+}
+
+fn ids(events: &[Value]) -> Vec<i64> {
+    events.iter().map(|e| e["id"].as_i64().unwrap()).collect()
+}
+
+#[actix_web::test]
+async fn the_explorer_pages_through_a_hundred_thousand_events_and_its_filters_combine() {
+    let db = TestDb::new();
+    let server = TestServer::start(unlimited_config(&db)).await;
+    let api = server.api_addr;
+    const PER_NODE: u32 = 25_000;
+    const HALF: u32 = PER_NODE / 2;
+    let mut nodes = Vec::new();
+    for seed in 1..=4 {
+        nodes.push(FakeNode::connect(server.telemetry_addr, node_info(seed, 2)).await);
+    }
+    for node in &mut nodes {
+        send_range(node, 0..HALF).await;
+    }
+    for node in &nodes {
+        assert!(eventually_stored(&db, &node.node_id(), i64::from(HALF)).await);
+    }
+    let middle = Utc::now();
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    for node in &mut nodes {
+        send_range(node, HALF..PER_NODE).await;
+    }
+    for node in &nodes {
+        assert!(eventually_stored(&db, &node.node_id(), i64::from(PER_NODE)).await);
+    }
+
+    // Everything, newest first, a thousand at a time: no gap, no repeat.
+    let all = walk(api, "/api/events?limit=1000").await;
+    assert_eq!(all.len(), 4 * PER_NODE as usize);
+    let all_ids = ids(&all);
+    assert!(
+        all_ids.windows(2).all(|w| w[0] > w[1]),
+        "strictly newest first"
+    );
+    let sent: HashSet<(String, u64)> = nodes
+        .iter()
+        .flat_map(|n| (0..u64::from(PER_NODE)).map(|i| (n.node_id(), i)))
+        .collect();
+    let seen: HashSet<(String, u64)> = all
+        .iter()
+        .map(|e| {
+            (
+                e["node_id"].as_str().unwrap().to_owned(),
+                e["event_id"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(seen, sent, "every event sent, once");
+
+    // Node, type and time together, on both routes; pages of 100.
+    let a = nodes[0].node_id();
+    let after_middle = format!("type=SyncStatusChanged&from={}", encode(middle));
+    for path in [
+        format!("/api/events?limit=100&node={a}&{after_middle}"),
+        format!("/api/nodes/{a}/events?limit=100&{after_middle}"),
+    ] {
+        let found = walk(api, &path).await;
+        assert_eq!(found.len(), (HALF / 10) as usize, "{path}");
+        for e in &found {
+            assert_eq!(e["node_id"], a.as_str());
+            assert_eq!(e["event_type"], 13);
+            assert_eq!(e["event_name"], "SyncStatusChanged");
+            assert!(e["event_id"].as_u64().unwrap() >= u64::from(HALF));
+        }
+    }
+    // Two types by name and number, before the middle, of another node.
+    let b = nodes[1].node_id();
+    let before_middle = walk(
+        api,
+        &format!(
+            "/api/events?limit=1000&node={b}&type=11,SyncStatusChanged&to={}",
+            encode(middle)
+        ),
+    )
+    .await;
+    assert_eq!(before_middle.len(), HALF as usize);
+    assert!(before_middle
+        .iter()
+        .all(|e| e["event_id"].as_u64().unwrap() < u64::from(HALF) && e["node_id"] == b.as_str()));
+    // A type across all nodes: the newest of them first.
+    let (_, newest_sync) = get_json(api, "/api/events?type=13&limit=5").await;
+    let newest: Vec<i64> = ids(newest_sync["events"].as_array().unwrap());
+    let expected: Vec<i64> = all
+        .iter()
+        .filter(|e| e["event_type"] == 13)
+        .take(5)
+        .map(|e| e["id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(newest, expected);
+    assert!(newest_sync["next_before"].is_i64(), "more pages follow");
+    drop(nodes);
+}
+
+#[actix_web::test]
+async fn every_bad_filter_is_a_400_that_says_why() {
+    let db = TestDb::new();
+    let server = TestServer::start(test_config(&db)).await;
+    let api = server.api_addr;
+    let node = "ab".repeat(32);
+    for path in [
+        "/api/events?type=Bogus".to_owned(),
+        "/api/events?type=256".to_owned(),
+        "/api/events?type=".to_owned(),
+        "/api/events?from=yesterday".to_owned(),
+        "/api/events?from=2026-12-01T11:00:00Z&to=2026-12-01T10:00:00Z".to_owned(),
+        "/api/events?before=-1".to_owned(),
+        "/api/events?before=abc".to_owned(),
+        "/api/events?limit=ten".to_owned(),
+        "/api/events?limit=1&limit=2".to_owned(),
+        "/api/events?node=abc".to_owned(),
+        "/api/events?nodes=1".to_owned(),
+        format!("/api/nodes/{node}/events?node={node}"),
+        format!("/api/nodes/{node}/events?type=Bogus"),
+        "/api/timeseries?metric=cpu".to_owned(),
+        "/api/timeseries?group_by=colour".to_owned(),
+        "/api/timeseries?step=90".to_owned(),
+        "/api/timeseries?step=0".to_owned(),
+        "/api/timeseries?from=2026-12-01T11:00:00Z&to=2026-12-01T10:00:00Z".to_owned(),
+        "/api/timeseries?from=2020-01-01T00:00:00Z&step=3600".to_owned(),
+        "/api/timeseries?bucket=1".to_owned(),
+    ] {
+        let (status, body) = get_json(api, &path).await;
+        assert_eq!(status, 400, "{path}: {body}");
+        assert!(
+            body["error"].as_str().is_some_and(|e| e.len() > 10),
+            "{path}: {body}"
+        );
+    }
+}
+
+/// Connects a node of `implementation` and sends `best` BestBlockChanged and `sync`
+/// SyncStatusChanged events.
+async fn node_sending(
+    server: &TestServer,
+    seed: u8,
+    implementation: &str,
+    best: u32,
+    sync: u32,
+) -> FakeNode {
+    let mut info = node_info(seed, 2);
+    info.implementation_name = implementation.into();
+    let mut node = FakeNode::connect(server.telemetry_addr, info).await;
+    let events: Vec<TimedEvent> = (0..best)
+        .map(|i| TimedEvent {
+            timestamp: jam_now(u64::from(i)),
+            event: Event::BestBlockChanged {
+                slot: i,
+                header_hash: Hash([1; 32]),
+            },
+        })
+        .chain((0..sync).map(|i| TimedEvent {
+            timestamp: jam_now(u64::from(i)),
+            event: Event::SyncStatusChanged { synced: true },
+        }))
+        .collect();
+    node.send_events(&events).await;
+    node
+}
+
+fn totals(series: &Value) -> BTreeMap<String, i64> {
+    series["series"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            let values: i64 = s["values"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_i64().unwrap())
+                .sum();
+            assert_eq!(values, s["total"].as_i64().unwrap(), "{s}");
+            (s["key"].as_str().unwrap().to_owned(), values)
+        })
+        .collect()
+}
+
+#[actix_web::test]
+async fn time_series_count_what_each_node_type_and_implementation_sent() {
+    let db = TestDb::new();
+    let server = TestServer::start(Config {
+        hourly_stats_interval_ms: 200,
+        minute_stats_retention_days: 1,
+        ..unlimited_config(&db)
+    })
+    .await;
+    let api = server.api_addr;
+    let a = node_sending(&server, 1, "alpha", 200, 100).await;
+    let b = node_sending(&server, 2, "alpha", 50, 0).await;
+    let c = node_sending(&server, 3, "beta", 0, 70).await;
+    let expect_types = BTreeMap::from([("11".to_owned(), 250), ("13".to_owned(), 170)]);
+    assert!(
+        eventually(WAIT, || async {
+            totals(&get_json(api, "/api/timeseries?group_by=type").await.1) == expect_types
+        })
+        .await,
+        "per type"
+    );
+    let (_, by_type) = get_json(api, "/api/timeseries?metric=events&group_by=type").await;
+    assert_eq!(by_type["tier"], "minute");
+    assert_eq!(by_type["step_seconds"], 60);
+    // The last hour, widened to whole minutes.
+    let buckets = by_type["buckets"].as_array().unwrap().len();
+    assert!((60..=61).contains(&buckets), "{buckets}");
+    assert_eq!(
+        by_type["series"][0]["values"].as_array().unwrap().len(),
+        buckets
+    );
+    assert_eq!(by_type["series"][0]["name"], "BestBlockChanged");
+    assert!(by_type["counted"].as_str().unwrap().contains("node"));
+
+    let (_, by_node) = get_json(api, "/api/timeseries?group_by=node").await;
+    assert_eq!(
+        totals(&by_node),
+        BTreeMap::from([(a.node_id(), 300), (b.node_id(), 50), (c.node_id(), 70)])
+    );
+    let (_, by_implementation) = get_json(api, "/api/timeseries?group_by=implementation").await;
+    assert_eq!(
+        totals(&by_implementation),
+        BTreeMap::from([("alpha".to_owned(), 350), ("beta".to_owned(), 70)])
+    );
+
+    // Three days back is past the minute counts' retention (one day here): the hourly counts
+    // answer, with the same totals.
+    let from = encode(Utc::now() - TimeDelta::days(3));
+    let (status, hourly) = get_json(
+        api,
+        &format!("/api/timeseries?group_by=type&from={from}&step=3600"),
+    )
+    .await;
+    assert_eq!(status, 200, "{hourly}");
+    assert_eq!(hourly["tier"], "hour");
+    assert_eq!(hourly["step_seconds"], 3600);
+    assert_eq!(totals(&hourly), expect_types);
+    // A range without events has no series.
+    let (_, empty) = get_json(
+        api,
+        "/api/timeseries?from=2026-01-01T00:00:00Z&to=2026-01-01T05:00:00Z&step=3600",
+    )
+    .await;
+    assert_eq!(empty["series"], serde_json::json!([]));
+    assert_eq!(empty["buckets"].as_array().unwrap().len(), 5);
+    drop((a, b, c));
+}
+
+#[actix_web::test]
+async fn counts_past_their_retention_are_deleted_and_the_rest_kept() {
+    let db = TestDb::new();
+    // No server: its own upkeep would prune at start, racing this test.
+    tart_backend::store::prepare(&db.url).await.unwrap();
+    let mut conn = db.connect().await;
+    for insert in [
+        "INSERT INTO event_stats_minute (minute, event_count, node_key, event_type) VALUES \
+         (now() - interval '8 days', 5, 1, 11), (now() - interval '6 days', 7, 1, 11)",
+        "INSERT INTO event_stats_hourly (node_id, event_type, hour, event_count) VALUES \
+         (repeat('a', 64), 11, now() - interval '401 days', 5), \
+         (repeat('a', 64), 11, now() - interval '399 days', 7)",
+    ] {
+        diesel::sql_query(insert).execute(&mut conn).await.unwrap();
+    }
+    let deleted = tart_backend::store::aggregates::prune(&mut conn, 7, 400)
+        .await
+        .unwrap();
+    assert_eq!(deleted, (1, 1));
+    for table in ["event_stats_minute", "event_stats_hourly"] {
+        let kept = count(
+            &mut conn,
+            &format!("SELECT sum(event_count)::int8 AS n FROM {table} WHERE $1 = $1"),
+            "",
+        )
+        .await;
+        assert_eq!(kept, 7, "{table}");
+    }
+}
