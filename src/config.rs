@@ -92,7 +92,7 @@ impl Default for Config {
             breaker_threshold: 5,
             breaker_probe_ms: 1_000,
             rollup_interval_ms: 1_000,
-            hourly_stats_interval_ms: 10_000,
+            hourly_stats_interval_ms: 30_000,
             retention_days: 30,
             minute_stats_retention_days: 7,
             hourly_stats_retention_days: 400,

@@ -17,5 +17,18 @@ CREATE TABLE event_stats_minute (
 -- Time ranges of the hourly table, for its time series and its retention.
 CREATE INDEX event_stats_hourly_by_hour ON event_stats_hourly (hour);
 
--- The event explorer's type filter across all nodes: newest ids first per type.
-CREATE INDEX event_rows_by_type ON event_rows (event_type, id DESC);
+-- A node's refused handshakes (they have no node_id, only the id they claimed), for its sessions
+-- in the API.
+CREATE INDEX node_sessions_refused_by_claim ON node_sessions (claimed_node_id, session_id DESC)
+    WHERE refusal IS NOT NULL;
+
+-- Per node and event type, all time: how many events of it were stored and the minute of the
+-- latest. Which types an implementation sends, and which never, is read from here (1,024 nodes
+-- × the types they send: tens of thousands of rows, however long the history).
+CREATE TABLE node_event_types (
+    last_minute TIMESTAMPTZ NOT NULL,
+    event_count BIGINT NOT NULL,
+    node_key    INTEGER NOT NULL,
+    event_type  SMALLINT NOT NULL,
+    PRIMARY KEY (node_key, event_type)
+);

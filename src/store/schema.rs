@@ -138,6 +138,15 @@ diesel::table! {
 }
 
 diesel::table! {
+    event_stats_minute (minute, event_type, node_key) {
+        minute -> Timestamptz,
+        event_count -> Int8,
+        node_key -> Int4,
+        event_type -> Int2,
+    }
+}
+
+diesel::table! {
     event_stats_hourly (node_id, event_type, hour) {
         node_id -> Text,
         event_type -> Int2,

@@ -317,6 +317,22 @@ impl Rollup {
         nodes
     }
 
+    /// Events per (node, type, the latest minute with any), in key order.
+    fn type_totals(&self) -> BTreeMap<(&str, i16, DateTime<Utc>), i64> {
+        let mut latest: BTreeMap<(&str, i16), (DateTime<Utc>, i64)> = BTreeMap::new();
+        for ((_, event_type, minute), (node_id, stored)) in &self.counts {
+            let entry = latest
+                .entry((&**node_id, *event_type))
+                .or_insert((*minute, 0));
+            entry.0 = entry.0.max(*minute);
+            entry.1 += stored;
+        }
+        latest
+            .into_iter()
+            .map(|((node, event_type), (minute, n))| ((node, event_type, minute), n))
+            .collect()
+    }
+
     /// Events per (node, type, time rounded down to `unit`), in key order (sessions of one node
     /// summed: an upsert may touch each row once).
     fn totals(&self, unit: chrono::TimeDelta) -> BTreeMap<(&str, i16, DateTime<Utc>), i64> {
@@ -364,6 +380,16 @@ JOIN node_keys k ON k.node_id = v.node_id
 ON CONFLICT (minute, event_type, node_key)
 DO UPDATE SET event_count = event_stats_minute.event_count + EXCLUDED.event_count";
 
+const ROLLUP_NODE_TYPES: &str = "\
+INSERT INTO node_event_types (last_minute, event_count, node_key, event_type)
+SELECT v.last_minute, v.n, k.node_key, v.event_type
+FROM unnest($1::text[], $2::int2[], $3::timestamptz[], $4::int8[])
+    AS v(node_id, event_type, last_minute, n)
+JOIN node_keys k ON k.node_id = v.node_id
+ON CONFLICT (node_key, event_type)
+DO UPDATE SET event_count = node_event_types.event_count + EXCLUDED.event_count,
+    last_minute = GREATEST(node_event_types.last_minute, EXCLUDED.last_minute)";
+
 const ROLLUP_STATUS: &str = "\
 INSERT INTO node_status (node_id, event_row, timestamp, data)
 SELECT * FROM unnest($1::text[], $2::int8[], $3::timestamptz[], $4::text[]::jsonb[])
@@ -388,6 +414,7 @@ pub async fn write_rollup(
     let counts = [
         (ROLLUP_MINUTES, rollup.totals(chrono::TimeDelta::minutes(1))),
         (ROLLUP_HOURLY, rollup.totals(chrono::TimeDelta::hours(1))),
+        (ROLLUP_NODE_TYPES, rollup.type_totals()),
     ];
     let mut status: Vec<_> = rollup.status.iter().collect();
     status.sort_by(|a, b| a.0.cmp(b.0));
