@@ -341,3 +341,380 @@ async fn counts_past_their_retention_are_deleted_and_the_rest_kept() {
         assert_eq!(kept, 7, "{table}");
     }
 }
+
+/// A frame of `discriminator` whose fields are `fields`, stamped now.
+fn raw_event(discriminator: u8, fields: &[u8]) -> Vec<u8> {
+    let mut body = jam_now(0).to_le_bytes().to_vec();
+    body.push(discriminator);
+    body.extend_from_slice(fields);
+    body
+}
+
+fn ip(text: &str) -> std::net::IpAddr {
+    text.parse().unwrap()
+}
+
+#[actix_web::test]
+async fn a_nodes_sessions_failures_and_counters_say_what_it_did_wrong() {
+    let db = TestDb::new();
+    let server = TestServer::start(unlimited_config(&db)).await;
+    let api = server.api_addr;
+    let mut node =
+        FakeNode::connect_from(ip("127.0.0.1"), server.telemetry_addr, node_info(9, 2)).await;
+    let id = node.node_id();
+    node.send_events(&[nth_event(1), nth_event(2)]).await;
+    // BestBlockChanged cut short after three bytes of its slot, then a type JIP-3 lacks.
+    let truncated = raw_event(11, &[1, 2, 3]);
+    node.send_body(&truncated).await;
+    node.send_body(&raw_event(250, &[7, 7])).await;
+    assert!(
+        eventually_stored(&db, &id, 3).await,
+        "two events and the undefined one"
+    );
+    let mut impostor =
+        FakeNode::connect_from(ip("127.0.0.2"), server.telemetry_addr, node_info(9, 2)).await;
+    assert!(
+        impostor.closed_by_server(WAIT).await,
+        "refused while the node is connected"
+    );
+    let first_session_closed = async {
+        drop(node);
+        eventually(WAIT, || async {
+            get_json(api, &format!("/api/nodes/{id}")).await.1["is_connected"] == false
+        })
+        .await
+    };
+    assert!(first_session_closed.await);
+    let again = FakeNode::connect(server.telemetry_addr, node_info(9, 2)).await;
+
+    let sessions_path = format!("/api/nodes/{id}/sessions");
+    assert!(
+        eventually(WAIT, || async {
+            let (_, body) = get_json(api, &sessions_path).await;
+            body["sessions"].as_array().map(Vec::len) == Some(3)
+                && body["counters"]["decode_failures"] == 1
+                && body["sessions"][0]["state"] == "connected"
+        })
+        .await,
+        "{:?}",
+        get_json(api, &sessions_path).await
+    );
+    let (_, body) = get_json(api, &sessions_path).await;
+    let sessions = body["sessions"].as_array().unwrap();
+    let states: Vec<&str> = sessions
+        .iter()
+        .map(|s| s["state"].as_str().unwrap())
+        .collect();
+    assert_eq!(states, ["connected", "refused", "disconnected"]);
+    assert_eq!(sessions[1]["refusal"], "peer_id_in_use");
+    assert!(sessions[1]["remote_address"]
+        .as_str()
+        .unwrap()
+        .starts_with("127.0.0.2:"));
+    let first = &sessions[2];
+    assert_eq!(first["events_received"], 4);
+    assert_eq!(first["events_stored"], 3);
+    assert_eq!(first["decode_failures"], 1);
+    assert_eq!(first["undefined_events"], 1);
+    assert!(first["disconnect_reason"].is_string());
+    assert_eq!(first["protocol_version"], 1);
+    let counters = &body["counters"];
+    assert_eq!(counters["sessions"], 2);
+    assert_eq!(counters["refused_handshakes"], 1);
+    assert_eq!(counters["undefined_events"], 1);
+    assert_eq!(body["next_before"], Value::Null);
+    // One at a time, by the cursor.
+    let walked: Vec<i64> = {
+        let mut ids = Vec::new();
+        let mut path = format!("{sessions_path}?limit=1");
+        loop {
+            let (_, page) = get_json(api, &path).await;
+            ids.extend(
+                page["sessions"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|s| s["session_id"].as_i64().unwrap()),
+            );
+            match page["next_before"].as_i64() {
+                Some(next) => path = format!("{sessions_path}?limit=1&before={next}"),
+                None => break ids,
+            }
+        }
+    };
+    let all: Vec<i64> = sessions
+        .iter()
+        .map(|s| s["session_id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(walked, all);
+
+    let (status, failures) = get_json(api, &format!("/api/nodes/{id}/failures")).await;
+    assert_eq!(status, 200);
+    let failure = &failures["failures"][0];
+    assert_eq!(failures["failures"].as_array().unwrap().len(), 1);
+    assert_eq!(failure["claimed_type"], 11);
+    assert_eq!(failure["claimed_name"], "BestBlockChanged");
+    assert_eq!(
+        failure["raw"],
+        tart_backend::jip3::types::to_hex(&truncated)
+    );
+    assert_eq!(failure["raw_bytes"], truncated.len());
+    assert_eq!(failure["raw_truncated"], false);
+    assert_eq!(failure["event_id"], 2);
+    assert!(failure["error"].as_str().unwrap().len() > 5);
+
+    let unknown = "0".repeat(64);
+    for (path, code) in [
+        (format!("/api/nodes/{unknown}/sessions"), 404),
+        (format!("/api/nodes/{unknown}/failures"), 404),
+        (format!("/api/nodes/{id}/failures?limit=x"), 400),
+        (format!("/api/nodes/{id}/sessions?type=1"), 400),
+    ] {
+        assert_eq!(get_json(api, &path).await.0, code, "{path}");
+    }
+    drop((impostor, again));
+}
+
+#[actix_web::test]
+async fn the_network_overview_counts_implementations_slots_laggards_and_problems() {
+    let db = TestDb::new();
+    let server = TestServer::start(unlimited_config(&db)).await;
+    let api = server.api_addr;
+    let mut nodes = Vec::new();
+    for (seed, implementation, best) in [(21, "alpha", 100), (22, "alpha", 98), (23, "beta", 80)] {
+        let mut info = node_info(seed, 2);
+        info.implementation_name = implementation.into();
+        let mut node = FakeNode::connect(server.telemetry_addr, info).await;
+        let header_hash = Hash([seed; 32]);
+        node.send_events(&[
+            TimedEvent {
+                timestamp: jam_now(0),
+                event: Event::BestBlockChanged {
+                    slot: best,
+                    header_hash,
+                },
+            },
+            TimedEvent {
+                timestamp: jam_now(1),
+                event: Event::FinalizedBlockChanged {
+                    slot: best - 2,
+                    header_hash,
+                },
+            },
+        ])
+        .await;
+        nodes.push(node);
+    }
+    nodes[2].send_body(&raw_event(11, &[1])).await;
+    // Two minutes ago, 600 events (as if written by the rollup): 2 a second over five minutes.
+    let mut conn = db.connect().await;
+    diesel::sql_query(
+        "INSERT INTO event_stats_minute (minute, event_count, node_key, event_type) \
+         VALUES (date_trunc('minute', now()) - interval '2 minutes', 600, 1, 10)",
+    )
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    assert!(
+        eventually(WAIT, || async {
+            let (_, body) = get_json(api, "/api/network").await;
+            body["best_slot"]["reporting_nodes"] == 3 && body["problems"]["decode_failures"] == 1
+        })
+        .await,
+        "{}",
+        get_json(api, "/api/network").await.1
+    );
+    let (status, network) = get_json(api, "/api/network").await;
+    assert_eq!(status, 200);
+    assert_eq!(network["connected_nodes"], 3);
+    assert_eq!(network["known_nodes"], 3);
+    let mut implementations: BTreeMap<String, i64> = BTreeMap::new();
+    for i in network["implementations"].as_array().unwrap() {
+        *implementations
+            .entry(i["name"].as_str().unwrap().to_owned())
+            .or_default() += i["connected"].as_i64().unwrap();
+        assert!(i["version"].is_string());
+    }
+    assert_eq!(
+        implementations,
+        BTreeMap::from([("alpha".into(), 2), ("beta".into(), 1)])
+    );
+    assert_eq!(network["protocol_versions"][0]["value"], "1");
+    assert_eq!(network["protocol_versions"][0]["connected"], 3);
+    let best = &network["best_slot"];
+    assert_eq!(
+        (
+            best["highest"].as_i64(),
+            best["median"].as_i64(),
+            best["lowest"].as_i64()
+        ),
+        (Some(100), Some(98), Some(80))
+    );
+    assert_eq!(best["spread"], 20);
+    assert_eq!(network["finalized_slot"]["median"], 96);
+    assert_eq!(network["behind"]["count"], 1);
+    assert_eq!(
+        network["behind"]["nodes"][0]["node_id"],
+        nodes[2].node_id().as_str()
+    );
+    assert_eq!(network["behind"]["nodes"][0]["behind_median_by"], 18);
+    // The test's own events land in the current minute, outside the window, unless a minute
+    // turned meanwhile.
+    let rate = network["events_per_second"].as_f64().unwrap();
+    assert!((2.0..=(600.0 + 7.0) / 300.0).contains(&rate), "{rate}");
+    assert!(network["counted"].is_string());
+    drop(nodes);
+}
+
+#[actix_web::test]
+async fn the_implementation_report_shows_what_each_version_sends_and_gets_wrong() {
+    let db = TestDb::new();
+    let server = TestServer::start(Config {
+        hourly_stats_interval_ms: 200,
+        ..unlimited_config(&db)
+    })
+    .await;
+    let api = server.api_addr;
+    let info = |seed: u8, name: &str| {
+        let mut info = node_info(seed, 2);
+        info.implementation_name = name.into();
+        info.implementation_version = "1.0".into();
+        info
+    };
+    let mut flaky = FakeNode::connect(server.telemetry_addr, info(31, "alpha")).await;
+    flaky
+        .send_events(&[nth_event(1), nth_event(2), nth_event(10)])
+        .await;
+    flaky.send_body(&raw_event(11, &[1, 2, 3])).await;
+    flaky.send_body(&raw_event(250, &[])).await;
+    flaky.send_body(&raw_event(250, &[9])).await;
+    assert!(eventually_stored(&db, &flaky.node_id(), 5).await);
+    drop(flaky);
+    let flaky_id = info(31, "alpha").node_id();
+    assert!(
+        eventually(WAIT, || async {
+            get_json(api, &format!("/api/nodes/{flaky_id}")).await.1["is_connected"] == false
+        })
+        .await
+    );
+    let mut flaky =
+        FakeNode::connect_from(ip("127.0.0.1"), server.telemetry_addr, info(31, "alpha")).await;
+    flaky.send_events(&[nth_event(3)]).await;
+    assert!(
+        eventually_stored(&db, &flaky_id, 6).await,
+        "connected again"
+    );
+    let mut impostor =
+        FakeNode::connect_from(ip("127.0.0.2"), server.telemetry_addr, info(31, "alpha")).await;
+    assert!(impostor.closed_by_server(WAIT).await);
+    let mut steady = FakeNode::connect(server.telemetry_addr, info(32, "alpha")).await;
+    steady.send_events(&[nth_event(4)]).await;
+    let mut other = FakeNode::connect(server.telemetry_addr, info(33, "beta")).await;
+    other
+        .send_events(&[TimedEvent {
+            timestamp: jam_now(0),
+            event: Event::FinalizedBlockChanged {
+                slot: 1,
+                header_hash: Hash([3; 32]),
+            },
+        }])
+        .await;
+
+    let alpha = |list: &Value| {
+        list["implementations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["name"] == "alpha")
+            .cloned()
+            .unwrap_or(Value::Null)
+    };
+    assert!(
+        eventually(WAIT, || async {
+            let (_, list) = get_json(api, "/api/implementations").await;
+            let a = alpha(&list);
+            a["sessions"] == 3 && a["refused_handshakes"] == 1 && a["events_stored"] == 7
+        })
+        .await,
+        "{}",
+        get_json(api, "/api/implementations").await.1
+    );
+    let (_, list) = get_json(api, "/api/implementations").await;
+    let a = alpha(&list);
+    assert_eq!(a["version"], "1.0");
+    assert_eq!(
+        (a["nodes_known"].as_i64(), a["nodes_connected"].as_i64()),
+        (Some(2), Some(2))
+    );
+    assert_eq!(a["reconnects"], 1);
+    assert_eq!(a["decode_failures"], 1);
+    assert_eq!(a["undefined_events"], 2);
+    assert_eq!(list["implementations"].as_array().unwrap().len(), 2);
+
+    let report_of = || async {
+        let (status, report) = get_json(api, "/api/implementations/alpha").await;
+        assert_eq!(status, 200);
+        report["versions"][0].clone()
+    };
+    assert!(
+        eventually(WAIT, || async {
+            let sent = report_of().await["types_sent"].clone();
+            sent.as_array()
+                .is_some_and(|s| s.iter().map(|t| t["count"].as_i64().unwrap()).sum::<i64>() == 5)
+        })
+        .await,
+        "{}",
+        report_of().await
+    );
+    let report = report_of().await;
+    let sent: BTreeMap<String, i64> = report["types_sent"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            (
+                t["name"].as_str().unwrap().to_owned(),
+                t["count"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        sent,
+        BTreeMap::from([
+            ("BestBlockChanged".into(), 4),
+            ("SyncStatusChanged".into(), 1)
+        ])
+    );
+    let never: Vec<&str> = report["types_never_sent"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_str().unwrap())
+        .collect();
+    let defined = (0..=u8::MAX).filter_map(Event::name_of).count();
+    assert_eq!(never.len() + sent.len(), defined);
+    assert!(never.contains(&"FinalizedBlockChanged") && !never.contains(&"BestBlockChanged"));
+    assert_eq!(
+        report["decode_failures_by_claimed_type"][0]["what"],
+        "BestBlockChanged"
+    );
+    assert_eq!(report["decode_failures_by_claimed_type"][0]["count"], 1);
+    assert_eq!(
+        report["decode_failures_by_error"].as_array().unwrap().len(),
+        1
+    );
+    assert!(report["decode_failures_by_error"][0]["what"]
+        .as_str()
+        .unwrap()
+        .contains("BestBlockChanged"));
+    assert_eq!(
+        report["undefined_discriminators"],
+        serde_json::json!([{"what": "250", "count": 2}])
+    );
+    assert_eq!(
+        report["refused_handshakes_by_reason"],
+        serde_json::json!([{"what": "peer_id_in_use", "count": 1}])
+    );
+    assert_eq!(get_json(api, "/api/implementations/nobody").await.0, 404);
+    drop((flaky, impostor, steady, other));
+}

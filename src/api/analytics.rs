@@ -10,6 +10,7 @@ use serde::Serialize;
 use super::params::{whole_number, Params};
 use super::{read, ApiContext, ApiError, ApiPool};
 use crate::store::aggregates::{self, GroupBy, Series, SeriesRange, Tier};
+use crate::store::{implementations, network};
 
 /// What every count in these responses means.
 const COUNTED: &str = "events stored, as each reporting node sent them (an event reported by \
@@ -95,6 +96,57 @@ pub async fn timeseries(
         counted: COUNTED,
         series,
     }))
+}
+
+/// `GET /api/network`: nodes connected and known by implementation and version, protocol
+/// version and GP version; best and finalized slot over the connected nodes (highest, median,
+/// lowest, spread) and the nodes behind the median; events stored per second; decode failures,
+/// undefined discriminators, node-reported drops, rate-limited events and refused handshakes of
+/// the sessions active in the last day.
+pub async fn network(pool: web::Data<ApiPool>) -> Result<HttpResponse, ApiError> {
+    let overview = read(&pool.0, async |conn| network::overview(conn).await).await?;
+    let mut body = serde_json::to_value(overview).expect("plain data");
+    body["counted"] = COUNTED.into();
+    Ok(HttpResponse::Ok().json(body))
+}
+
+/// `GET /api/implementations`: every implementation and version its nodes reported, most nodes
+/// first: nodes known and connected, sessions and reconnects, events stored, decode failures,
+/// undefined discriminators, drops the nodes reported, refused handshakes that claimed it.
+pub async fn implementations(pool: web::Data<ApiPool>) -> Result<HttpResponse, ApiError> {
+    let summaries = read(&pool.0, async |conn| {
+        implementations::summaries(conn, None).await
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({
+        "implementations": summaries,
+        "counted": COUNTED,
+    })))
+}
+
+/// `GET /api/implementations/{name}`: a conformance report per version of `name`: the figures of
+/// the list plus which event types its nodes sent (with counts) and which never, decode failures
+/// by error and by claimed type, undefined discriminators, refused handshakes by reason. 404 when
+/// no node reported that implementation.
+pub async fn implementation(
+    path: web::Path<String>,
+    pool: web::Data<ApiPool>,
+) -> Result<HttpResponse, ApiError> {
+    let name = path.into_inner();
+    let reports = read(&pool.0, async |conn| {
+        implementations::reports(conn, &name).await
+    })
+    .await?;
+    if reports.is_empty() {
+        return Err(ApiError::not_found(format!(
+            "no node reported the implementation `{name}`"
+        )));
+    }
+    Ok(HttpResponse::Ok().json(serde_json::json!({
+        "name": name,
+        "versions": reports,
+        "counted": COUNTED,
+    })))
 }
 
 /// Picks the tier for `[from, to)` (minute counts are kept since `minutes_since`) and checks the

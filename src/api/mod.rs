@@ -7,6 +7,7 @@
 
 pub mod analytics;
 pub mod client;
+pub mod diagnostics;
 pub mod guard;
 pub mod health;
 mod params;
@@ -119,8 +120,13 @@ fn routes(cfg: &mut web::ServiceConfig) {
         .service(web::resource("/api/nodes").get(rest::nodes))
         .service(web::resource("/api/nodes/{node_id}").get(rest::node))
         .service(web::resource("/api/nodes/{node_id}/events").get(rest::node_events))
+        .service(web::resource("/api/nodes/{node_id}/sessions").get(diagnostics::sessions))
+        .service(web::resource("/api/nodes/{node_id}/failures").get(diagnostics::failures))
         .service(web::resource("/api/events").get(rest::events))
         .service(web::resource("/api/timeseries").get(analytics::timeseries))
+        .service(web::resource("/api/network").get(analytics::network))
+        .service(web::resource("/api/implementations").get(analytics::implementations))
+        .service(web::resource("/api/implementations/{name}").get(analytics::implementation))
         .service(web::resource("/api/ws").get(ws::connect))
         .service(web::resource("/metrics").get(health::metrics));
 }

@@ -78,6 +78,13 @@ impl<'a> Params<'a> {
             .map(|(_, v)| v.as_str())
     }
 
+    /// The cursor `before` (an id: only older rows), if given.
+    pub fn before(&self) -> Result<Option<i64>, ApiError> {
+        self.one("before")
+            .map(|text| whole_number("before", Some(text), 0, i64::MAX as u64))
+            .transpose()
+    }
+
     /// A time parameter, if given.
     pub fn instant(&self, name: &str) -> Result<Option<DateTime<Utc>>, ApiError> {
         self.one(name).map(|text| instant(name, text)).transpose()

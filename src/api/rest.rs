@@ -113,10 +113,7 @@ fn event_filter(
         types,
         from: params.instant("from")?,
         to: params.instant("to")?,
-        before: params
-            .one("before")
-            .map(|text| whole_number("before", Some(text), 0, i64::MAX as u64))
-            .transpose()?,
+        before: params.before()?,
         limit: whole_number("limit", params.one("limit"), DEFAULT_LIMIT, MAX_LIMIT)?,
     };
     if let (Some(from), Some(to)) = (filter.from, filter.to) {
@@ -207,7 +204,7 @@ pub async fn node_events(
         .ok_or_else(|| unknown_node(&node_id))
 }
 
-fn unknown_node(node_id: &str) -> ApiError {
+pub(super) fn unknown_node(node_id: &str) -> ApiError {
     ApiError::not_found(format!("no node {node_id}"))
 }
 

@@ -3,9 +3,12 @@
 
 pub mod aggregates;
 pub mod decoded;
+pub mod diagnostics;
 pub mod ids;
+pub mod implementations;
 pub mod legacy;
 pub mod models;
+pub mod network;
 pub mod node_keys;
 pub mod partitions;
 pub mod queries;
