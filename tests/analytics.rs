@@ -718,3 +718,100 @@ async fn the_implementation_report_shows_what_each_version_sends_and_gets_wrong(
     assert_eq!(get_json(api, "/api/implementations/nobody").await.0, 404);
     drop((flaky, impostor, steady, other));
 }
+
+/// `n` events of `discriminator` (random fields), with `reason` as their Reason if they have one.
+fn events_of(discriminator: u8, n: usize, reason: &str) -> Vec<TimedEvent> {
+    let mut g = tart_backend::jip3::generate::Generator::new(u64::from(discriminator), 2);
+    (0..n)
+        .map(|i| {
+            let mut event = Event::generate(discriminator, &mut g).unwrap();
+            match &mut event {
+                Event::ConnectOutFailed { reason: r, .. }
+                | Event::PeerMisbehaved { reason: r, .. } => {
+                    *r = tart_backend::jip3::types::BoundedString(reason.into())
+                }
+                _ => {}
+            }
+            TimedEvent {
+                timestamp: jam_now(i as u64),
+                event,
+            }
+        })
+        .collect()
+}
+
+#[actix_web::test]
+async fn failures_are_counted_against_their_attempts_with_their_reasons() {
+    let db = TestDb::new();
+    let server = TestServer::start(Config {
+        hourly_stats_interval_ms: 200,
+        ..unlimited_config(&db)
+    })
+    .await;
+    let api = server.api_addr;
+    // A node whose outbound connections fail a quarter of the time, one whose never do, and one
+    // that reports misbehaving peers (a failure that answers no attempt of its own).
+    let mut failing = FakeNode::connect(server.telemetry_addr, node_info(41, 2)).await;
+    failing.send_events(&events_of(24, 40, "")).await;
+    failing.send_events(&events_of(25, 7, "timeout")).await;
+    failing
+        .send_events(&events_of(25, 3, "connection refused"))
+        .await;
+    let mut fine = FakeNode::connect(server.telemetry_addr, node_info(42, 2)).await;
+    fine.send_events(&events_of(24, 20, "")).await;
+    let mut wary = FakeNode::connect(server.telemetry_addr, node_info(43, 2)).await;
+    wary.send_events(&events_of(28, 5, "spam")).await;
+
+    let report = || async { get_json(api, "/api/failures").await.1 };
+    assert!(
+        eventually(WAIT, || async {
+            let r = report().await;
+            r["failures"].as_array().map(Vec::len) == Some(2)
+                && r["failures"][0]["attempts"] == 60
+                && r["failures"][1]["reasons"][0]["count"] == 5
+        })
+        .await,
+        "{}",
+        report().await
+    );
+    let r = report().await;
+    assert_eq!(r["tier"], "minute");
+    let out = &r["failures"][0];
+    assert_eq!(out["name"], "ConnectOutFailed");
+    assert_eq!(out["count"], 10);
+    assert_eq!(out["answers"], serde_json::json!(["ConnectingOut"]));
+    assert!((out["rate"].as_f64().unwrap() - 10.0 / 60.0).abs() < 1e-9);
+    assert_eq!(out["nodes_failing"], 1);
+    let node = &out["nodes"][0];
+    assert_eq!(node["node_id"], failing.node_id().as_str());
+    assert_eq!(
+        (node["count"].as_i64(), node["attempts"].as_i64()),
+        (Some(10), Some(40))
+    );
+    assert_eq!(node["rate"], 0.25);
+    assert_eq!(
+        out["reasons"],
+        serde_json::json!([
+            {"reason": "timeout", "count": 7},
+            {"reason": "connection refused", "count": 3}
+        ])
+    );
+    let misbehaved = &r["failures"][1];
+    assert_eq!(misbehaved["name"], "PeerMisbehaved");
+    assert_eq!(misbehaved["answers"], serde_json::json!([]));
+    assert_eq!(misbehaved["rate"], Value::Null);
+    assert_eq!(
+        misbehaved["reasons"],
+        serde_json::json!([{"reason": "spam", "count": 5}])
+    );
+    // Before these events, nothing failed.
+    let (_, earlier) = get_json(
+        api,
+        "/api/failures?from=2026-01-01T00:00:00Z&to=2026-01-01T01:00:00Z",
+    )
+    .await;
+    assert_eq!(earlier["failures"], serde_json::json!([]));
+    assert_eq!(earlier["tier"], "hour");
+    assert_eq!(get_json(api, "/api/failures?from=soon").await.0, 400);
+    drop((failing, fine, wary));
+}

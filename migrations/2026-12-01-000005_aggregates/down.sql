@@ -1,3 +1,4 @@
+DROP TABLE failure_reasons;
 DROP TABLE node_event_types;
 DROP INDEX node_sessions_refused_by_claim;
 DROP INDEX event_stats_hourly_by_hour;

@@ -32,3 +32,15 @@ CREATE TABLE node_event_types (
     event_type  SMALLINT NOT NULL,
     PRIMARY KEY (node_key, event_type)
 );
+
+-- Failure events' reasons (their Reason string, or the name of a discard reason) per hour, type
+-- and node, counted as the events are stored: the most frequent reasons of /api/failures. Kept as
+-- long as the hourly counts.
+CREATE TABLE failure_reasons (
+    hour        TIMESTAMPTZ NOT NULL,
+    event_count BIGINT NOT NULL,
+    node_key    INTEGER NOT NULL,
+    event_type  SMALLINT NOT NULL,
+    reason      TEXT NOT NULL,
+    PRIMARY KEY (hour, event_type, node_key, reason)
+);

@@ -7,8 +7,9 @@ use actix_web::{web, HttpResponse};
 use chrono::{DateTime, TimeDelta, Utc};
 use serde::Serialize;
 
-use super::params::{whole_number, Params};
+use super::params::{ordered, whole_number, Params};
 use super::{read, ApiContext, ApiError, ApiPool};
+use crate::jip3::failures;
 use crate::store::aggregates::{self, GroupBy, Series, SeriesRange, Tier};
 use crate::store::{implementations, network};
 
@@ -149,6 +150,178 @@ pub async fn implementation(
     })))
 }
 
+/// Failures per node listed per failure type, and reasons listed per type, at most this many.
+const TOP_NODES: usize = 20;
+const TOP_REASONS: usize = 10;
+
+#[derive(Serialize)]
+struct NodeFailures {
+    node_id: String,
+    count: i64,
+    attempts: i64,
+    rate: Option<f64>,
+}
+
+#[derive(Serialize)]
+struct ReasonShare {
+    reason: String,
+    count: i64,
+}
+
+#[derive(Serialize)]
+struct FailureType {
+    event_type: u8,
+    name: &'static str,
+    count: i64,
+    /// The attempt types this failure answers (the types its Event ID refers to).
+    answers: Vec<&'static str>,
+    /// Events of those types in the same range: the attempts.
+    attempts: i64,
+    /// count / attempts (null when it answers no attempt or none was made).
+    rate: Option<f64>,
+    nodes_failing: usize,
+    nodes: Vec<NodeFailures>,
+    reasons: Vec<ReasonShare>,
+}
+
+fn rate(count: i64, attempts: i64) -> Option<f64> {
+    (attempts > 0).then(|| count as f64 / attempts as f64)
+}
+
+/// `GET /api/failures?from=&to=`: every failure event type (`…Failed`, refused, misbehaved,
+/// discarded) that occurred in the range, most frequent first: its count, the attempts it
+/// answers and the rate against them, the nodes with most of them (each with its own rate) and
+/// the most frequent reasons. Counts come from the minute or hourly counts (`tier`), reasons from
+/// hourly counts (`reasons_from`/`reasons_to`: whole hours). Default: the last hour.
+pub async fn failures(
+    query: web::Query<Vec<(String, String)>>,
+    api: web::Data<ApiContext>,
+    pool: web::Data<ApiPool>,
+) -> Result<HttpResponse, ApiError> {
+    let params = Params::new(&query, &["from", "to"], &[])?;
+    let now = Utc::now();
+    let to = params.instant("to")?.unwrap_or(now);
+    let from = params.instant("from")?.unwrap_or(to - TimeDelta::hours(1));
+    let minutes_kept = TimeDelta::days(api.config.minute_stats_retention_days.into());
+    let (tier, from, to) = tier_range(from, to, now - minutes_kept)?;
+    let answered: Vec<(u8, &'static [u8])> = failures::FAILURE_TYPES
+        .iter()
+        .map(|&d| (d, failures::attempts_of(d)))
+        .collect();
+    let mut wanted: Vec<i16> = answered
+        .iter()
+        .flat_map(|(d, attempts)| std::iter::once(d).chain(attempts.iter()))
+        .map(|&d| i16::from(d))
+        .collect();
+    wanted.sort_unstable();
+    wanted.dedup();
+    let (reasons_from, reasons_to) = (
+        round_down(from, TimeDelta::hours(1)),
+        round_up(to, TimeDelta::hours(1)),
+    );
+    let (counts, reasons) = read(&pool.0, async |conn| {
+        let counts = aggregates::type_node_counts(conn, tier, from, to, &wanted).await?;
+        let reasons = aggregates::failure_reasons(conn, reasons_from, reasons_to).await?;
+        Ok((counts, reasons))
+    })
+    .await?;
+    let count_of = |event_type: u8, node: Option<&str>| -> i64 {
+        counts
+            .iter()
+            .filter(|c| {
+                c.event_type == i16::from(event_type) && node.is_none_or(|n| c.node_id == n)
+            })
+            .map(|c| c.events)
+            .sum()
+    };
+    let mut report: Vec<FailureType> = Vec::new();
+    for (event_type, attempt_types) in answered {
+        let count = count_of(event_type, None);
+        if count == 0 {
+            continue;
+        }
+        let attempts_of =
+            |node: Option<&str>| -> i64 { attempt_types.iter().map(|&a| count_of(a, node)).sum() };
+        let mut nodes: Vec<NodeFailures> = counts
+            .iter()
+            .filter(|c| c.event_type == i16::from(event_type) && c.events > 0)
+            .map(|c| {
+                let attempts = attempts_of(Some(&c.node_id));
+                NodeFailures {
+                    node_id: c.node_id.clone(),
+                    count: c.events,
+                    attempts,
+                    rate: rate(c.events, attempts),
+                }
+            })
+            .collect();
+        nodes.sort_by(|a, b| {
+            b.count
+                .cmp(&a.count)
+                .then_with(|| a.node_id.cmp(&b.node_id))
+        });
+        let nodes_failing = nodes.len();
+        nodes.truncate(TOP_NODES);
+        let attempts = attempts_of(None);
+        report.push(FailureType {
+            event_type,
+            name: crate::jip3::Event::name_of(event_type).unwrap_or("Unknown"),
+            count,
+            answers: attempt_types
+                .iter()
+                .filter_map(|&a| crate::jip3::Event::name_of(a))
+                .collect(),
+            attempts,
+            rate: rate(count, attempts),
+            nodes_failing,
+            nodes,
+            reasons: reasons
+                .iter()
+                .filter(|r| r.event_type == i16::from(event_type))
+                .take(TOP_REASONS)
+                .map(|r| ReasonShare {
+                    reason: r.reason.clone(),
+                    count: r.events,
+                })
+                .collect(),
+        });
+    }
+    report.sort_by(|a, b| {
+        b.count
+            .cmp(&a.count)
+            .then_with(|| a.event_type.cmp(&b.event_type))
+    });
+    Ok(HttpResponse::Ok().json(serde_json::json!({
+        "from": crate::time::format(&from),
+        "to": crate::time::format(&to),
+        "tier": tier,
+        "reasons_from": crate::time::format(&reasons_from),
+        "reasons_to": crate::time::format(&reasons_to),
+        "counted": COUNTED,
+        "failures": report,
+    })))
+}
+
+/// The tier that covers `[from, to)` (minute counts are kept since `minutes_since`), and the
+/// range widened to whole units of it.
+fn tier_range(
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    minutes_since: DateTime<Utc>,
+) -> Result<(Tier, DateTime<Utc>, DateTime<Utc>), ApiError> {
+    ordered(from, to)?;
+    let tier = if from >= minutes_since {
+        Tier::Minute
+    } else {
+        Tier::Hour
+    };
+    Ok((
+        tier,
+        round_down(from, tier.unit()),
+        round_up(to, tier.unit()),
+    ))
+}
+
 /// Picks the tier for `[from, to)` (minute counts are kept since `minutes_since`) and checks the
 /// step against it.
 fn series_range(
@@ -157,13 +330,7 @@ fn series_range(
     step: Option<TimeDelta>,
     minutes_since: DateTime<Utc>,
 ) -> Result<SeriesRange, ApiError> {
-    if from >= to {
-        return Err(ApiError::bad_request(format!(
-            "from ({}) must be before to ({})",
-            crate::time::format(&from),
-            crate::time::format(&to)
-        )));
-    }
+    ordered(from, to)?;
     let span = to - from;
     let wanted = step.unwrap_or_else(|| span / DEFAULT_BUCKETS as i32);
     let tier = if from >= minutes_since && wanted < TimeDelta::hours(1) {

@@ -125,6 +125,7 @@ fn routes(cfg: &mut web::ServiceConfig) {
         .service(web::resource("/api/events").get(rest::events))
         .service(web::resource("/api/timeseries").get(analytics::timeseries))
         .service(web::resource("/api/network").get(analytics::network))
+        .service(web::resource("/api/failures").get(analytics::failures))
         .service(web::resource("/api/implementations").get(analytics::implementations))
         .service(web::resource("/api/implementations/{name}").get(analytics::implementation))
         .service(web::resource("/api/ws").get(ws::connect))

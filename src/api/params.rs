@@ -36,6 +36,18 @@ pub fn instant(name: &str, text: &str) -> Result<DateTime<Utc>, ApiError> {
         })
 }
 
+/// A time range must not be empty or reversed.
+pub fn ordered(from: DateTime<Utc>, to: DateTime<Utc>) -> Result<(), ApiError> {
+    if from < to {
+        return Ok(());
+    }
+    Err(ApiError::bad_request(format!(
+        "from ({}) must be before to ({})",
+        crate::time::format(&from),
+        crate::time::format(&to)
+    )))
+}
+
 /// A request's query parameters, checked against the names an endpoint accepts: an unknown name
 /// (a typo would otherwise be ignored and the answer silently unfiltered) or a repeated one that
 /// may be given only once is a 400.

@@ -6,7 +6,7 @@
 use actix_web::{web, HttpResponse};
 use serde::{Deserialize, Serialize};
 
-use super::params::{whole_number, Params};
+use super::params::{ordered, whole_number, Params};
 use super::{parse_node_id, read, ApiError, ApiPool};
 use crate::jip3::Event;
 use crate::store::queries::{self, EventFilter, EventRow, NodeFilter};
@@ -117,13 +117,7 @@ fn event_filter(
         limit: whole_number("limit", params.one("limit"), DEFAULT_LIMIT, MAX_LIMIT)?,
     };
     if let (Some(from), Some(to)) = (filter.from, filter.to) {
-        if from >= to {
-            return Err(ApiError::bad_request(format!(
-                "from ({}) must be before to ({})",
-                crate::time::format(&from),
-                crate::time::format(&to)
-            )));
-        }
+        ordered(from, to)?;
     }
     Ok(filter)
 }

@@ -8,6 +8,7 @@
 
 pub mod codec;
 pub mod events;
+pub mod failures;
 pub mod generate;
 pub mod links;
 pub mod natural;

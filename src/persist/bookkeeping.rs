@@ -31,7 +31,7 @@ pub enum MetaOp {
     Connect(Box<NodeConnected>),
     Refused(Box<NewSession>),
     Disconnect(SessionEnded),
-    Rollup(Rollup),
+    Rollup(Box<Rollup>),
 }
 
 /// What one compaction set aside.
@@ -370,7 +370,7 @@ mod tests {
         let mut lane = Bookkeeping::new(3);
         let info = NodeInformation::generate(&mut Generator::new(3, 2));
         lane.push(connect(&info, 1, "first"));
-        lane.push(MetaOp::Rollup(Rollup::default()));
+        lane.push(MetaOp::Rollup(Box::default()));
         lane.push(disconnect(&info, 1));
         let set_aside = lane.push(connect(&info, 2, "newest"));
         assert_eq!(set_aside.sessions, 1);

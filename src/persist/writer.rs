@@ -19,6 +19,7 @@ use crate::config::Config;
 use crate::ingest::budget::QueueBudget;
 use crate::jip3::events::STATUS;
 use crate::jip3::types::to_hex;
+use crate::jip3::{failures, stored};
 use crate::log_throttle::LogThrottle;
 use crate::messages::{
     Drain, EventBatch, EventBatches, HandshakeRefused, IngestEvent, NodeConnected, Payload,
@@ -215,7 +216,33 @@ impl DbWriter {
         }
         self.metrics.events_stored.inc_by(stored as u64);
         for batch in &job {
+            self.count_failure_reasons(batch);
             self.budget.release(&batch.events);
+        }
+    }
+
+    /// Counts the reasons of the failure events in a written batch (few events are failures:
+    /// only those are decoded here).
+    fn count_failure_reasons(&mut self, batch: &EventBatch) {
+        for event in &batch.events {
+            let Payload::Decoded {
+                discriminator,
+                fields,
+                ..
+            } = &event.payload
+            else {
+                continue;
+            };
+            if !failures::is_failure(*discriminator) {
+                continue;
+            }
+            let reason = stored::decode(*discriminator, fields, batch.dialect)
+                .ok()
+                .and_then(|e| e.failure_reason());
+            if let Some(reason) = reason {
+                self.rollup
+                    .reason(&batch.node_id, *discriminator, event.received_at, reason);
+            }
         }
     }
 
@@ -391,9 +418,10 @@ impl DbWriter {
             self.hourly_stats_written_at = Instant::now();
         } else {
             self.rollup.counts = std::mem::take(&mut rollup.counts);
+            self.rollup.reasons = std::mem::take(&mut rollup.reasons);
         }
         if !rollup.is_empty() {
-            let set_aside = self.meta.push(MetaOp::Rollup(rollup));
+            let set_aside = self.meta.push(MetaOp::Rollup(Box::new(rollup)));
             self.note_set_aside(set_aside);
             self.rollup_queued = true;
         }

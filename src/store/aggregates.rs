@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, TimeDelta, Utc};
-use diesel::sql_types::{BigInt, Integer, Nullable, Text, Timestamptz};
+use diesel::sql_types::{Array, BigInt, Integer, Nullable, SmallInt, Text, Timestamptz};
 use diesel::QueryableByName;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use serde::Serialize;
@@ -13,8 +13,8 @@ use serde::Serialize;
 use super::StoreError;
 use crate::jip3::Event;
 
-/// Deletes minute counts older than `minute_days` and hourly counts older than `hour_days`;
-/// returns how many rows of each went.
+/// Deletes minute counts older than `minute_days`, and hourly counts and failure reasons older
+/// than `hour_days`; returns how many rows of each tier went.
 pub async fn prune(
     conn: &mut AsyncPgConnection,
     minute_days: u32,
@@ -26,12 +26,15 @@ pub async fn prune(
     .bind::<Integer, _>(minute_days as i32)
     .execute(conn)
     .await?;
-    let hours = diesel::sql_query(
-        "DELETE FROM event_stats_hourly WHERE hour < now() - make_interval(days => $1)",
-    )
-    .bind::<Integer, _>(hour_days as i32)
-    .execute(conn)
-    .await?;
+    let mut hours = 0;
+    for table in ["event_stats_hourly", "failure_reasons"] {
+        hours += diesel::sql_query(format!(
+            "DELETE FROM {table} WHERE hour < now() - make_interval(days => $1)"
+        ))
+        .bind::<Integer, _>(hour_days as i32)
+        .execute(conn)
+        .await?;
+    }
     Ok((minutes, hours))
 }
 
@@ -176,4 +179,62 @@ pub async fn event_series(
     }
     series.sort_by(|a, b| b.total.cmp(&a.total).then_with(|| a.key.cmp(&b.key)));
     Ok(series)
+}
+
+/// Events stored per (event type, node) of `types` within `[from, to)`, read from `tier`.
+#[derive(Debug, QueryableByName)]
+pub struct TypeNodeCount {
+    #[diesel(sql_type = SmallInt)]
+    pub event_type: i16,
+    #[diesel(sql_type = Text)]
+    pub node_id: String,
+    #[diesel(sql_type = BigInt)]
+    pub events: i64,
+}
+
+pub async fn type_node_counts(
+    conn: &mut AsyncPgConnection,
+    tier: Tier,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    types: &[i16],
+) -> Result<Vec<TypeNodeCount>, StoreError> {
+    let (table, time, node) = tier.source();
+    Ok(diesel::sql_query(format!(
+        "SELECT c.event_type, {node} AS node_id, sum(c.event_count)::int8 AS events \
+         FROM {table} WHERE {time} >= $1 AND {time} < $2 AND c.event_type = ANY($3) \
+         GROUP BY 1, 2"
+    ))
+    .bind::<Timestamptz, _>(from)
+    .bind::<Timestamptz, _>(to)
+    .bind::<Array<SmallInt>, _>(types)
+    .load(conn)
+    .await?)
+}
+
+/// How often a failure type gave one reason.
+#[derive(Debug, QueryableByName)]
+pub struct ReasonCount {
+    #[diesel(sql_type = SmallInt)]
+    pub event_type: i16,
+    #[diesel(sql_type = Text)]
+    pub reason: String,
+    #[diesel(sql_type = BigInt)]
+    pub events: i64,
+}
+
+/// Failure reasons counted in the hours `[from, to)` (whole hours), most frequent first.
+pub async fn failure_reasons(
+    conn: &mut AsyncPgConnection,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Result<Vec<ReasonCount>, StoreError> {
+    Ok(diesel::sql_query(
+        "SELECT event_type, reason, sum(event_count)::int8 AS events FROM failure_reasons \
+         WHERE hour >= $1 AND hour < $2 GROUP BY 1, 2 ORDER BY 3 DESC, 2",
+    )
+    .bind::<Timestamptz, _>(from)
+    .bind::<Timestamptz, _>(to)
+    .load(conn)
+    .await?)
 }

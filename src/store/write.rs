@@ -254,7 +254,12 @@ pub struct Rollup {
     pub status: HashMap<Arc<str>, LatestStatus>,
     /// (session, undefined discriminator) → (the session's node, frames received)
     pub undefined: HashMap<(i64, u8), (Arc<str>, i64)>,
+    /// (node, failure event type, hour, reason) → events stored; written with the counts.
+    pub reasons: HashMap<ReasonKey, i64>,
 }
+
+/// (node, failure event type, hour, reason) of the failure reason counts.
+pub type ReasonKey = (Arc<str>, i16, DateTime<Utc>, String);
 
 impl Rollup {
     pub fn is_empty(&self) -> bool {
@@ -263,6 +268,22 @@ impl Rollup {
             && self.counts.is_empty()
             && self.status.is_empty()
             && self.undefined.is_empty()
+            && self.reasons.is_empty()
+    }
+
+    /// Counts a stored failure event's reason, in the hour it was received.
+    pub fn reason(
+        &mut self,
+        node_id: &Arc<str>,
+        event_type: u8,
+        received_at: DateTime<Utc>,
+        reason: String,
+    ) {
+        let hour = truncate(received_at, chrono::TimeDelta::hours(1));
+        *self
+            .reasons
+            .entry((node_id.clone(), i16::from(event_type), hour, reason))
+            .or_default() += 1;
     }
 
     /// Counts frames of a discriminator JIP-3 does not define.
@@ -390,6 +411,15 @@ ON CONFLICT (node_key, event_type)
 DO UPDATE SET event_count = node_event_types.event_count + EXCLUDED.event_count,
     last_minute = GREATEST(node_event_types.last_minute, EXCLUDED.last_minute)";
 
+const ROLLUP_REASONS: &str = "\
+INSERT INTO failure_reasons (hour, event_count, node_key, event_type, reason)
+SELECT v.hour, v.n, k.node_key, v.event_type, v.reason
+FROM unnest($1::text[], $2::int2[], $3::timestamptz[], $4::text[], $5::int8[])
+    AS v(node_id, event_type, hour, reason, n)
+JOIN node_keys k ON k.node_id = v.node_id
+ON CONFLICT (hour, event_type, node_key, reason)
+DO UPDATE SET event_count = failure_reasons.event_count + EXCLUDED.event_count";
+
 const ROLLUP_STATUS: &str = "\
 INSERT INTO node_status (node_id, event_row, timestamp, data)
 SELECT * FROM unnest($1::text[], $2::int8[], $3::timestamptz[], $4::text[]::jsonb[])
@@ -419,6 +449,8 @@ pub async fn write_rollup(
     let mut status: Vec<_> = rollup.status.iter().collect();
     status.sort_by(|a, b| a.0.cmp(b.0));
     let status_json: Vec<String> = status.iter().map(|(_, s)| s.json()).collect();
+    let mut reasons: Vec<_> = rollup.reasons.iter().collect();
+    reasons.sort();
     let mut undefined: Vec<_> = rollup.undefined.iter().collect();
     undefined.sort_by_key(|(key, _)| **key);
 
@@ -453,6 +485,16 @@ pub async fn write_rollup(
                 .bind::<Array<SmallInt>, _>(totals.keys().map(|k| k.1).collect::<Vec<_>>())
                 .bind::<Array<Timestamptz>, _>(totals.keys().map(|k| k.2).collect::<Vec<_>>())
                 .bind::<Array<BigInt>, _>(totals.values().copied().collect::<Vec<_>>())
+                .execute(conn)
+                .await?;
+        }
+        if !reasons.is_empty() {
+            diesel::sql_query(ROLLUP_REASONS)
+                .bind::<Array<Text>, _>(reasons.iter().map(|(k, _)| &*k.0).collect::<Vec<_>>())
+                .bind::<Array<SmallInt>, _>(reasons.iter().map(|(k, _)| k.1).collect::<Vec<_>>())
+                .bind::<Array<Timestamptz>, _>(reasons.iter().map(|(k, _)| k.2).collect::<Vec<_>>())
+                .bind::<Array<Text>, _>(reasons.iter().map(|(k, _)| &k.3).collect::<Vec<_>>())
+                .bind::<Array<BigInt>, _>(reasons.iter().map(|(_, n)| **n).collect::<Vec<_>>())
                 .execute(conn)
                 .await?;
         }
