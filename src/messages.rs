@@ -54,11 +54,37 @@ pub enum Payload {
         fields: Bytes,
         /// What the `blocks` table keeps of the events that report a block.
         block: Option<BlockFacts>,
+        /// Where its Event ID field points, resolved at ingest.
+        reference: Reference,
     },
     Failed {
         raw: Bytes,
         error: String,
     },
+}
+
+/// Where an event's Event ID field points, resolved at ingest within its connection (JIP-3
+/// defines the ID per connection).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reference {
+    /// The event has no Event ID field (or one whose target JIP-3 leaves undefined).
+    None,
+    /// It points at nothing this connection sent of a type it may point at: an ID never sent,
+    /// dropped, of the wrong type, or older than the events a connection remembers.
+    Dangling,
+    /// The row id of the event it points at.
+    Row(i64),
+}
+
+impl Reference {
+    /// As `event_rows.ref_id` keeps it: NULL, 0 for dangling, or the row id.
+    pub fn column(self) -> Option<i64> {
+        match self {
+            Reference::None => None,
+            Reference::Dangling => Some(0),
+            Reference::Row(row) => Some(row),
+        }
+    }
 }
 
 /// The block a BestBlockChanged, FinalizedBlockChanged or Authored event reports, taken from the
@@ -132,6 +158,9 @@ pub struct EventBatch {
     /// allocated, for nearly every batch).
     pub undefined: Vec<(u8, i64)>,
     pub gaps: Vec<RateLimitGap>,
+    /// The clock skew of the read (`jip3::skew` bucket of its last event), counted for each of
+    /// its events: a read's events were sent together.
+    pub skew: Option<(i8, u32)>,
 }
 
 impl EventBatch {
@@ -147,6 +176,7 @@ impl EventBatch {
             counts: SessionCounts::default(),
             undefined: Vec::new(),
             gaps: Vec::new(),
+            skew: None,
         }
     }
 }

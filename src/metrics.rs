@@ -28,6 +28,7 @@ pub struct Metrics {
     pub protocol_versions_refused: IntCounterVec,
     pub unknown_params_layouts: IntCounter,
     pub decode_failures: IntCounter,
+    pub dangling_references: IntCounter,
     pub buffer_pending: IntGauge,
     pub buffer_pending_bytes: IntGauge,
     pub batch_write_duration: Histogram,
@@ -192,6 +193,11 @@ impl Metrics {
             decode_failures: counter(
                 "telemetry_decode_failures",
                 "Event frames that failed to decode (kept in decode_failures)",
+            ),
+            dangling_references: counter(
+                "telemetry_dangling_references_total",
+                "Events whose Event ID field points at no event of its connection it may point at \
+                 (stored, with ref_id 0)",
             ),
             buffer_pending: gauge(
                 "telemetry_buffer_pending",

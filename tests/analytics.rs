@@ -715,8 +715,37 @@ async fn the_implementation_report_shows_what_each_version_sends_and_gets_wrong(
         report["refused_handshakes_by_reason"],
         serde_json::json!([{"what": "peer_id_in_use", "count": 1}])
     );
+    let skew = &report["clock_skew"];
+    assert_eq!(skew["absurd"], false, "{skew}");
+    assert!(
+        skew["p99_ms"][1].as_f64().unwrap().abs() <= 1024.0,
+        "{skew}"
+    );
     assert_eq!(get_json(api, "/api/implementations/nobody").await.0, 404);
-    drop((flaky, impostor, steady, other));
+
+    // A node that counts from the Unix epoch dates its events 55 years late: flagged.
+    let mut late = FakeNode::connect(server.telemetry_addr, info(34, "gamma")).await;
+    let years_55 = 1_735_732_800_000_000;
+    let late_events: Vec<TimedEvent> = (0..3)
+        .map(|i| TimedEvent {
+            timestamp: jam_now(i) + years_55,
+            event: Event::SyncStatusChanged { synced: true },
+        })
+        .collect();
+    late.send_events(&late_events).await;
+    let gamma = || async { get_json(api, "/api/implementations/gamma").await.1 };
+    assert!(
+        eventually(WAIT, || async {
+            gamma().await["versions"][0]["clock_skew"]["events"] == 3
+        })
+        .await,
+        "{}",
+        gamma().await
+    );
+    let skew = gamma().await["versions"][0]["clock_skew"].clone();
+    assert_eq!(skew["absurd"], true);
+    assert!(skew["p50_ms"][0].as_f64().unwrap() < -1e12, "{skew}");
+    drop((flaky, impostor, steady, other, late));
 }
 
 /// `n` events of `discriminator` (random fields), with `reason` as their Reason if they have one.
@@ -814,4 +843,77 @@ async fn failures_are_counted_against_their_attempts_with_their_reasons() {
     assert_eq!(earlier["tier"], "hour");
     assert_eq!(get_json(api, "/api/failures?from=soon").await.0, 400);
     drop((failing, fine, wary));
+}
+
+#[actix_web::test]
+async fn linked_events_resolve_both_ways_and_dangling_references_are_marked() {
+    let db = TestDb::new();
+    let server = TestServer::start(unlimited_config(&db)).await;
+    let api = server.api_addr;
+    let mut node = FakeNode::connect(server.telemetry_addr, node_info(51, 2)).await;
+    let id = node.node_id();
+    let mut connecting = events_of(24, 1, "").remove(0); // event 0: ConnectingOut
+    connecting.timestamp = jam_now(0);
+    let at = |event: Event| TimedEvent {
+        timestamp: jam_now(1),
+        event,
+    };
+    node.send_events(&[
+        connecting,
+        at(Event::ConnectedOut {
+            connecting_event_id: 0,
+        }),
+        // Event 2 points at an ID never sent, event 3 at one of the wrong type (ConnectedOut).
+        at(Event::ConnectedOut {
+            connecting_event_id: 77,
+        }),
+        at(Event::ConnectedOut {
+            connecting_event_id: 1,
+        }),
+        at(Event::SyncStatusChanged { synced: true }),
+    ])
+    .await;
+    assert!(eventually_stored(&db, &id, 5).await);
+    let (_, page) = get_json(api, &format!("/api/nodes/{id}/events")).await;
+    let row_of = |event_id: u64| {
+        page["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["event_id"] == event_id)
+            .unwrap()["id"]
+            .as_i64()
+            .unwrap()
+    };
+    let (status, target) = get_json(api, &format!("/api/events/{}", row_of(0))).await;
+    assert_eq!(status, 200);
+    assert_eq!(target["event"]["event_name"], "ConnectingOut");
+    assert_eq!(target["reference"], Value::Null, "it has no Event ID field");
+    let referrers: Vec<i64> = ids(target["referred_by"].as_array().unwrap());
+    assert_eq!(referrers, vec![row_of(1)]);
+
+    let (_, connected) = get_json(api, &format!("/api/events/{}", row_of(1))).await;
+    assert_eq!(connected["reference"]["state"], "resolved");
+    assert_eq!(connected["reference"]["event_id"], 0);
+    assert_eq!(connected["reference"]["event"]["id"], row_of(0));
+    for dangling in [2, 3] {
+        let (_, event) = get_json(api, &format!("/api/events/{}", row_of(dangling))).await;
+        assert_eq!(event["reference"]["state"], "dangling", "{event}");
+        assert_eq!(event["reference"]["event"], Value::Null);
+    }
+    let (_, plain) = get_json(api, &format!("/api/events/{}", row_of(4))).await;
+    assert_eq!(plain["reference"], Value::Null);
+    assert_eq!(plain["referred_by"], serde_json::json!([]));
+    assert_eq!(server.metric("telemetry_dangling_references_total"), 2.0);
+    assert!(
+        eventually(WAIT, || async {
+            get_json(api, &format!("/api/nodes/{id}/sessions")).await.1["counters"]
+                ["dangling_references"]
+                == 2
+        })
+        .await
+    );
+    assert_eq!(get_json(api, "/api/events/abc").await.0, 400);
+    assert_eq!(get_json(api, "/api/events/123456789").await.0, 404);
+    drop(node);
 }

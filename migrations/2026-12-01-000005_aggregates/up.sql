@@ -44,3 +44,26 @@ CREATE TABLE failure_reasons (
     reason      TEXT NOT NULL,
     PRIMARY KEY (hour, event_type, node_key, reason)
 );
+
+-- Linked events: where each event's Event ID field points, resolved at ingest within its
+-- connection: NULL (no such field), 0 (dangling: nothing it may point at was sent on the
+-- connection, or it is older than what the connection remembers), or the row id it points at.
+-- No index: the events that refer to an event are found among the next events of its node
+-- (README, "Reading the data").
+ALTER TABLE event_rows ADD COLUMN ref_id BIGINT;
+ALTER TABLE node_sessions ADD COLUMN dangling_references BIGINT NOT NULL DEFAULT 0;
+CREATE OR REPLACE VIEW events AS
+SELECT e.id, k.node_id, e.session_id, e.event_id, e.event_type, e.timestamp, e.created_at,
+       e.body, e.node_key, e.ref_id
+FROM event_rows e JOIN node_keys k ON k.node_key = e.node_key;
+
+-- Clock skew per session (receive time − event time, in power-of-two buckets of milliseconds,
+-- signed; see `jip3::skew`), counted per event received: the implementation report's p50/p99.
+CREATE TABLE session_clock_skew (
+    session_id  BIGINT NOT NULL,
+    bucket      SMALLINT NOT NULL,
+    node_id     TEXT NOT NULL,
+    event_count BIGINT NOT NULL,
+    PRIMARY KEY (session_id, bucket)
+);
+CREATE INDEX session_clock_skew_by_node ON session_clock_skew (node_id);

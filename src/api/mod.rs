@@ -123,6 +123,7 @@ fn routes(cfg: &mut web::ServiceConfig) {
         .service(web::resource("/api/nodes/{node_id}/sessions").get(diagnostics::sessions))
         .service(web::resource("/api/nodes/{node_id}/failures").get(diagnostics::failures))
         .service(web::resource("/api/events").get(rest::events))
+        .service(web::resource("/api/events/{id}").get(rest::event))
         .service(web::resource("/api/timeseries").get(analytics::timeseries))
         .service(web::resource("/api/network").get(analytics::network))
         .service(web::resource("/api/failures").get(analytics::failures))

@@ -130,6 +130,60 @@ struct EventOut {
     event_name: &'static str,
 }
 
+impl From<EventRow> for EventOut {
+    fn from(row: EventRow) -> Self {
+        EventOut {
+            event_name: u8::try_from(row.event_type)
+                .ok()
+                .and_then(Event::name_of)
+                .unwrap_or("Unknown"),
+            row,
+        }
+    }
+}
+
+/// Where an event's Event ID field points.
+#[derive(Serialize)]
+struct ReferenceOut {
+    /// The Event ID the field holds (an ID on the event's own connection).
+    event_id: u64,
+    /// `resolved` (`event` is the event it points at), `dangling` (its connection sent no event
+    /// of a type it may point at with that ID, or one too long before to be remembered, or that
+    /// event is past retention) or `unresolved` (stored before links were resolved, or pointing
+    /// at a type JIP-3 leaves undefined).
+    state: &'static str,
+    event: Option<EventOut>,
+}
+
+/// `GET /api/events/{id}` → `{"event", "reference", "referred_by", "referred_by_searched"}`: the
+/// event; `reference`, where its Event ID field points (null when it has none), resolved when it
+/// arrived; `referred_by`, the events that point at it (newest first, at most 100), looked for
+/// among the next `referred_by_searched` events of its node. 400 for a bad id, 404 for an unknown.
+pub async fn event(
+    path: web::Path<String>,
+    pool: web::Data<ApiPool>,
+) -> Result<HttpResponse, ApiError> {
+    let id = whole_number("id", Some(&path), 0, i64::MAX as u64)?;
+    let linked = read(&pool.0, async |conn| queries::linked_event(conn, id).await)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no event {id}")))?;
+    let reference = linked.target_event_id.map(|event_id| ReferenceOut {
+        event_id,
+        state: match (linked.ref_id, &linked.refers_to) {
+            (_, Some(_)) => "resolved",
+            (Some(_), None) => "dangling",
+            (None, None) => "unresolved",
+        },
+        event: linked.refers_to.map(EventOut::from),
+    });
+    Ok(HttpResponse::Ok().json(serde_json::json!({
+        "event": EventOut::from(linked.event),
+        "reference": reference,
+        "referred_by": linked.referred_by.into_iter().map(EventOut::from).collect::<Vec<_>>(),
+        "referred_by_searched": queries::REFERRERS_SEARCHED,
+    })))
+}
+
 /// A page of events.
 #[derive(Serialize)]
 struct EventsPage {
@@ -147,16 +201,7 @@ fn events_response(rows: Vec<EventRow>, limit: i64) -> HttpResponse {
         .is_some_and(|r| r.available > rows.len() as i64);
     let more = truncated || rows.len() as i64 == limit;
     let next_before = rows.last().filter(|_| more).map(|r| r.id);
-    let events: Vec<EventOut> = rows
-        .into_iter()
-        .map(|row| EventOut {
-            event_name: u8::try_from(row.event_type)
-                .ok()
-                .and_then(Event::name_of)
-                .unwrap_or("Unknown"),
-            row,
-        })
-        .collect();
+    let events: Vec<EventOut> = rows.into_iter().map(EventOut::from).collect();
     HttpResponse::Ok().json(EventsPage {
         events,
         truncated,

@@ -15,6 +15,7 @@ use tokio_util::codec::FramedRead;
 use super::access::Claim;
 use super::listener::{Listener, Replace, Unregister};
 use super::read_chunks::ReadChunks;
+use super::references::RecentReferable;
 use super::IngestContext;
 use crate::jip3::stored;
 use crate::jip3::stream::{describe_failure, MAX_EVENT_ID};
@@ -23,7 +24,8 @@ use crate::jip3::{
 };
 use crate::log_throttle::LogThrottle;
 use crate::messages::{
-    BlockFacts, EventBatch, HandshakeRefused, IngestEvent, NodeConnected, Payload, SessionEnded,
+    BlockFacts, EventBatch, HandshakeRefused, IngestEvent, NodeConnected, Payload, Reference,
+    SessionEnded,
 };
 use crate::metrics::Metrics;
 use crate::store::models::{NewSession, NodeConnection};
@@ -130,6 +132,8 @@ struct Session {
     failure_log: LogThrottle,
     /// Kinds of [`OutOfRange`] already logged on this session (one bit each).
     out_of_range_logged: u8,
+    /// What later events' references may point at.
+    referable: RecentReferable,
 }
 
 /// A value TART cannot store as the node sent it.
@@ -308,6 +312,7 @@ impl Connection {
             session_id,
             undefined_logged: [0; 4],
             out_of_range_logged: 0,
+            referable: RecentReferable::default(),
             failure_log: LogThrottle::default(),
         });
         Ok(())
@@ -398,7 +403,7 @@ impl Connection {
             ..SessionCounts::default()
         };
         let mut undefined: Vec<(u8, i64)> = Vec::new();
-        let events = frames
+        let events: Vec<IngestEvent> = frames
             .into_iter()
             .zip(first_id..)
             .map(|(frame, id)| {
@@ -407,7 +412,9 @@ impl Connection {
                     session.out_of_range(OutOfRange::EventId, event_id, metrics);
                 }
                 let payload = match frame {
-                    EventFrame::Decoded { event, body, .. } => {
+                    EventFrame::Decoded {
+                        mut event, body, ..
+                    } => {
                         if !crate::jip3::time::is_representable(event.timestamp) {
                             session.out_of_range(OutOfRange::Timestamp, event_id, metrics);
                         }
@@ -438,11 +445,19 @@ impl Connection {
                             }
                             _ => {}
                         }
+                        let reference = session.referable.resolve(&mut event.event);
+                        if reference == Reference::Dangling {
+                            counts.dangling_references += 1;
+                            metrics.dangling_references.inc();
+                        }
+                        let discriminator = event.event.discriminator();
+                        session.referable.remember(event_id, id, discriminator);
                         Payload::Decoded {
                             timestamp: event.timestamp,
-                            discriminator: event.event.discriminator(),
+                            discriminator,
                             fields: stored::fields_of(&body),
                             block: BlockFacts::of(&event.event),
+                            reference,
                         }
                     }
                     EventFrame::Failed { raw, error, .. } => {
@@ -480,6 +495,16 @@ impl Connection {
                 .with_label_values(&[&discriminator.to_string()])
                 .inc_by(n as u64);
         }
+        let skew = events
+            .last()
+            .and_then(IngestEvent::jam_timestamp)
+            .map(|time| {
+                let received = crate::jip3::time::from_datetime(received_at);
+                (
+                    crate::jip3::skew::bucket(received, time),
+                    events.len() as u32,
+                )
+            });
         Some(EventBatch {
             node_id: session.node_id.clone(),
             session_id: session.session_id,
@@ -490,6 +515,7 @@ impl Connection {
             counts,
             undefined,
             gaps: Vec::new(),
+            skew,
         })
     }
 }

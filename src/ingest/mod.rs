@@ -19,6 +19,7 @@ pub mod connection;
 pub mod listener;
 pub mod rate_limiter;
 mod read_chunks;
+pub mod references;
 
 use std::sync::Arc;
 

@@ -213,6 +213,7 @@ impl RateLimiter {
             counts: SessionCounts::default(),
             undefined: Vec::new(),
             gaps: vec![gap],
+            skew: None,
         };
         self.writer.batches.do_send(EventBatches {
             batches: vec![gap],

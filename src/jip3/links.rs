@@ -7,6 +7,29 @@ use super::types::ClosedStream;
 /// Targets of the events that refer to an auditing event: JIP-3 has not defined those yet.
 pub const UNDEFINED_TARGET: &[u8] = &[];
 
+/// Which event types some reference may point at, by discriminator: the events a connection
+/// remembers so that later references to them resolve.
+static REFERABLE: std::sync::LazyLock<[bool; 256]> = std::sync::LazyLock::new(|| {
+    let mut table = [false; 256];
+    for version in [super::ProtocolVersion::V0, super::ProtocolVersion::V1] {
+        let mut g = super::generate::Generator::new(0, 1).with_version(version);
+        for &d in Event::DISCRIMINATORS {
+            let mut event = Event::generate(d, &mut g).expect("defined");
+            if let Some((_, targets)) = event.reference_mut() {
+                for &t in targets {
+                    table[usize::from(t)] = true;
+                }
+            }
+        }
+    }
+    table
+});
+
+/// True if some event type may refer to events of `discriminator`.
+pub fn is_referable(discriminator: u8) -> bool {
+    REFERABLE[usize::from(discriminator)]
+}
+
 impl Event {
     /// The event's reference to an earlier event, if it has one (at most one per event), with the
     /// discriminators it may point at.
@@ -308,6 +331,13 @@ mod tests {
     /// Every "Event ID" field of the spec table is here, and each points back at lower
     /// discriminators, so emitting types in ascending order can always satisfy a reference.
     /// Version 1 has one more: event 61 names its stream's event 60.
+    #[test]
+    fn the_targets_of_references_are_referable_and_others_not() {
+        use super::is_referable;
+        assert!(is_referable(24) && is_referable(40) && is_referable(60));
+        assert!(!is_referable(25) && !is_referable(10));
+    }
+
     #[test]
     fn references_point_at_earlier_discriminators() {
         for (version, expected) in [(ProtocolVersion::V0, 76), (ProtocolVersion::V1, 77)] {

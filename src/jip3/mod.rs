@@ -13,6 +13,7 @@ pub mod generate;
 pub mod links;
 pub mod natural;
 pub mod node_info;
+pub mod skew;
 pub mod stored;
 pub mod stream;
 pub mod time;

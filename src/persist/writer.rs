@@ -419,6 +419,7 @@ impl DbWriter {
         } else {
             self.rollup.counts = std::mem::take(&mut rollup.counts);
             self.rollup.reasons = std::mem::take(&mut rollup.reasons);
+            self.rollup.skew = std::mem::take(&mut rollup.skew);
         }
         if !rollup.is_empty() {
             let set_aside = self.meta.push(MetaOp::Rollup(Box::new(rollup)));
@@ -562,6 +563,7 @@ async fn write_rows(
                 discriminator,
                 fields,
                 block,
+                reference,
             } => {
                 let e = &mut rows.events;
                 e.id.push(event.id);
@@ -572,6 +574,7 @@ async fn write_rows(
                 e.node_key.push(node_keys[&batch.node_id]);
                 e.event_type.push(i16::from(*discriminator));
                 e.body.push(fields);
+                e.ref_id.push(reference.column());
                 if let Some(block) = block {
                     rows.blocks.push(NewBlock {
                         event_row: event.id,
@@ -657,6 +660,10 @@ impl DbWriter {
         for &(discriminator, n) in &batch.undefined {
             self.rollup
                 .undefined(batch.session_id, &batch.node_id, discriminator, n);
+        }
+        if let Some((bucket, events)) = batch.skew {
+            self.rollup
+                .skew(batch.session_id, &batch.node_id, bucket, events);
         }
         for event in &batch.events {
             if let Payload::Decoded {

@@ -59,6 +59,9 @@ pub struct SessionRow {
     /// Frames with a discriminator JIP-3 does not define, on this session.
     #[diesel(sql_type = BigInt)]
     pub undefined_events: i64,
+    /// Events whose Event ID field pointed at nothing this session sent that it may point at.
+    #[diesel(sql_type = BigInt)]
+    pub dangling_references: i64,
 }
 
 /// The node's sessions, newest first, `limit` of them with ids below `before`. Served by
@@ -75,7 +78,7 @@ pub async fn sessions(
                   WHEN s.disconnected_at IS NULL THEN 'connected' ELSE 'disconnected' END AS state, \
              s.remote_address, s.connected_at, s.disconnected_at, s.disconnect_reason, s.refusal, \
              s.protocol_version, s.gp_version, s.params_layout, s.core_count, s.events_received, \
-             s.events_stored, s.events_rate_limited, s.decode_failures, s.events_dropped, \
+             s.events_stored, s.events_rate_limited, s.decode_failures, s.events_dropped, s.dangling_references, \
              coalesce((SELECT sum(u.event_count) FROM session_undefined_events u \
                        WHERE u.session_id = s.session_id), 0)::int8 AS undefined_events \
          FROM node_sessions s \
@@ -176,6 +179,8 @@ pub struct FailureCounters {
     pub events_rate_limited: i64,
     #[diesel(sql_type = BigInt)]
     pub events_dropped: i64,
+    #[diesel(sql_type = BigInt)]
+    pub dangling_references: i64,
 }
 
 pub async fn failure_counters(
@@ -189,7 +194,8 @@ pub async fn failure_counters(
              (SELECT coalesce(sum(u.event_count), 0)::int8 FROM session_undefined_events u \
               WHERE u.node_id = $1) AS undefined_events, \
              coalesce(sum(s.events_rate_limited), 0)::int8 AS events_rate_limited, \
-             LEAST(coalesce(sum(s.events_dropped), 0), 9223372036854775807)::int8 AS events_dropped \
+             LEAST(coalesce(sum(s.events_dropped), 0), 9223372036854775807)::int8 AS events_dropped, \
+             coalesce(sum(s.dangling_references), 0)::int8 AS dangling_references \
          FROM node_sessions s \
          WHERE s.node_id = $1 OR (s.refusal IS NOT NULL AND s.claimed_node_id = $1)",
     )

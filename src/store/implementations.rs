@@ -1,7 +1,7 @@
 //! A conformance report per implementation and version: how its nodes connect, which of the
 //! event types JIP-3 defines they send and which never, and what they get wrong (frames that do
-//! not decode, by error and by the type each claimed; undefined discriminators; refused
-//! handshakes by reason; drops they reported). Read from the nodes and sessions tables, the
+//! not decode, by error and by the type each claimed; undefined discriminators; dangling
+//! references; refused handshakes by reason; drops they reported; clock skew). Read from the nodes and sessions tables, the
 //! decode failures and the per-node type counts kept as events arrive; never from raw events.
 //!
 //! A node's sessions and failures count for the implementation and version it last reported.
@@ -12,7 +12,7 @@ use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use serde::Serialize;
 
 use super::StoreError;
-use crate::jip3::Event;
+use crate::jip3::{skew, Event};
 
 /// One implementation and version, in figures.
 #[derive(Debug, QueryableByName, Serialize)]
@@ -39,6 +39,9 @@ pub struct Summary {
     /// What its nodes reported dropping (`Dropped`).
     #[diesel(sql_type = BigInt)]
     pub events_dropped: i64,
+    /// Events whose Event ID field pointed at nothing their connection sent that it may point at.
+    #[diesel(sql_type = BigInt)]
+    pub dangling_references: i64,
     /// Handshakes refused that claimed this implementation and version.
     #[diesel(sql_type = BigInt)]
     pub refused_handshakes: i64,
@@ -64,7 +67,8 @@ pub async fn summaries(
                  count(*) AS sessions, count(DISTINCT s.node_id) AS distinct_nodes, \
                  coalesce(sum(s.decode_failures), 0)::int8 AS decode_failures, \
                  LEAST(coalesce(sum(s.events_dropped), 0), 9223372036854775807)::int8 \
-                     AS events_dropped \
+                     AS events_dropped, \
+                 coalesce(sum(s.dangling_references), 0)::int8 AS dangling_references \
              FROM node_sessions s JOIN nodes n ON n.node_id = s.node_id \
              WHERE s.refusal IS NULL GROUP BY 1, 2), \
          u AS (SELECT n.implementation_name AS name, n.implementation_version AS version, \
@@ -78,6 +82,7 @@ pub async fn summaries(
              coalesce(s.decode_failures, 0) AS decode_failures, \
              coalesce(u.undefined_events, 0) AS undefined_events, \
              coalesce(s.events_dropped, 0) AS events_dropped, \
+             coalesce(s.dangling_references, 0) AS dangling_references, \
              coalesce(r.refused, 0) AS refused_handshakes \
          FROM i LEFT JOIN s USING (name, version) LEFT JOIN u USING (name, version) \
          LEFT JOIN r ON r.claimed_implementation = i.name || ' ' || i.version \
@@ -130,6 +135,39 @@ pub struct Report {
     pub undefined_discriminators: Vec<Tally>,
     /// Handshakes refused that claimed this implementation and version, per reason.
     pub refused_handshakes_by_reason: Vec<Tally>,
+    pub clock_skew: ClockSkew,
+}
+
+/// How far its nodes' event times are from when TART received them (receive time − event
+/// time; positive: events dated in the past), by power-of-two buckets: each percentile is the
+/// range of its bucket, in milliseconds.
+#[derive(Debug, Serialize)]
+pub struct ClockSkew {
+    pub events: i64,
+    pub p50_ms: Option<(f64, f64)>,
+    pub p99_ms: Option<(f64, f64)>,
+    /// The median is more than an hour off: a clock or epoch that is wrong, not network delay.
+    pub absurd: bool,
+}
+
+impl ClockSkew {
+    fn of(buckets: &[(i8, i64)]) -> ClockSkew {
+        let p50 = skew::percentile(buckets, 0.5);
+        ClockSkew {
+            events: buckets.iter().map(|(_, n)| n).sum(),
+            p50_ms: p50.map(skew::bounds_ms),
+            p99_ms: skew::percentile(buckets, 0.99).map(skew::bounds_ms),
+            absurd: p50.is_some_and(|b| skew::bounds_ms(b).0.abs() > skew::ABSURD_MS),
+        }
+    }
+}
+
+#[derive(Debug, QueryableByName)]
+struct SkewCount {
+    #[diesel(sql_type = SmallInt)]
+    bucket: i16,
+    #[diesel(sql_type = BigInt)]
+    count: i64,
 }
 
 /// The nodes of one implementation version, as a subquery.
@@ -230,6 +268,18 @@ pub async fn reports(conn: &mut AsyncPgConnection, name: &str) -> Result<Vec<Rep
             &version,
         )
         .await?;
+        let skew: Vec<SkewCount> = diesel::sql_query(format!(
+            "SELECT bucket, sum(event_count)::int8 AS count FROM session_clock_skew \
+             WHERE node_id IN {NODES_OF} GROUP BY 1"
+        ))
+        .bind::<Text, _>(name)
+        .bind::<Text, _>(&version)
+        .load(conn)
+        .await?;
+        let skew: Vec<(i8, i64)> = skew
+            .iter()
+            .filter_map(|s| Some((i8::try_from(s.bucket).ok()?, s.count)))
+            .collect();
         reports.push(Report {
             summary,
             types_sent,
@@ -238,6 +288,7 @@ pub async fn reports(conn: &mut AsyncPgConnection, name: &str) -> Result<Vec<Rep
             decode_failures_by_claimed_type: by_claimed_type,
             undefined_discriminators: undefined,
             refused_handshakes_by_reason: refused,
+            clock_skew: ClockSkew::of(&skew),
         });
     }
     Ok(reports)

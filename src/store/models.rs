@@ -192,9 +192,19 @@ pub struct StoredEvent {
 }
 
 impl StoredEvent {
+    fn dialect(&self) -> crate::jip3::Dialect {
+        session_dialect(self.protocol_version, self.core_count)
+    }
+
     /// The event's JSON, as the codec writes it.
     pub fn json(&self) -> String {
-        let dialect = session_dialect(self.protocol_version, self.core_count);
-        crate::jip3::stored::json(self.event_type as u8, &self.body, dialect)
+        crate::jip3::stored::json(self.event_type as u8, &self.body, self.dialect())
+    }
+
+    /// The Event ID its reference field holds, if it has one (and decodes).
+    pub fn reference_target(&self) -> Option<u64> {
+        let mut event =
+            crate::jip3::stored::decode(self.event_type as u8, &self.body, self.dialect()).ok()?;
+        event.reference_mut().map(|(id, _)| *id)
     }
 }

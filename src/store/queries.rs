@@ -226,8 +226,8 @@ pub async fn node_exists(conn: &mut AsyncPgConnection, node_id: &str) -> Result<
     )
 }
 
-/// An event row as the REST API returns it, with its node's name and version.
-/// A stored event as the REST API shows it, its JSON made from its stored fields.
+/// A stored event as the REST API shows it, its JSON made from its stored fields, with its
+/// node's name and version.
 #[derive(Debug, Serialize)]
 pub struct EventRow {
     pub id: i64,
@@ -266,6 +266,8 @@ struct StoredRow {
     node_version: Option<String>,
     #[diesel(sql_type = BigInt)]
     available: i64,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    ref_id: Option<i64>,
 }
 
 impl StoredRow {
@@ -340,19 +342,9 @@ pub async fn recent_events(
     } else {
         format!("WHERE {}", conditions.join(" AND "))
     };
-    let sql = format!(
-        "SELECT e.id, k.node_id, e.event_id, e.event_type, e.timestamp, e.body, \
-         s.protocol_version, s.core_count, \
-         n.implementation_name AS node_name, n.implementation_version AS node_version, \
-         e.available \
-         FROM (SELECT l.*, count(*) OVER () AS available, \
-               sum({COST}) OVER (ORDER BY l.id DESC) - {COST} AS bytes_before \
-               FROM (SELECT * FROM event_rows {where_clause} ORDER BY id DESC LIMIT $1) l) e \
-         JOIN node_keys k ON k.node_key = e.node_key \
-         LEFT JOIN node_sessions s ON s.session_id = e.session_id \
-         LEFT JOIN nodes n ON n.node_id = k.node_id \
-         WHERE e.bytes_before < {MAX_PAGE_BYTES} ORDER BY e.id DESC"
-    );
+    let sql = event_page_sql(&format!(
+        "SELECT * FROM event_rows {where_clause} ORDER BY id DESC LIMIT $1"
+    ));
     let mut query = diesel::sql_query(sql)
         .into_boxed()
         .bind::<BigInt, _>(filter.limit);
@@ -371,6 +363,90 @@ pub async fn recent_events(
     }
     let rows: Vec<StoredRow> = query.load(conn).await?;
     Ok(rows.into_iter().map(StoredRow::into_event).collect())
+}
+
+/// Every event read: `inner` selects `event_rows` rows (newest first, at most `$1`); this cuts
+/// them to [`MAX_PAGE_BYTES`] and adds the node's id and name and the session's dialect.
+fn event_page_sql(inner: &str) -> String {
+    format!(
+        "SELECT e.id, k.node_id, e.event_id, e.event_type, e.timestamp, e.body, e.ref_id, \
+         s.protocol_version, s.core_count, \
+         n.implementation_name AS node_name, n.implementation_version AS node_version, \
+         e.available \
+         FROM (SELECT l.*, count(*) OVER () AS available, \
+               sum({COST}) OVER (ORDER BY l.id DESC) - {COST} AS bytes_before \
+               FROM ({inner}) l) e \
+         JOIN node_keys k ON k.node_key = e.node_key \
+         LEFT JOIN node_sessions s ON s.session_id = e.session_id \
+         LEFT JOIN nodes n ON n.node_id = k.node_id \
+         WHERE e.bytes_before < {MAX_PAGE_BYTES} ORDER BY e.id DESC"
+    )
+}
+
+/// The events that refer to an event are looked for among this many next events of its node
+/// (references point back seconds; an index on `ref_id` would cost every insert).
+pub const REFERRERS_SEARCHED: i64 = 10_000;
+/// At most this many of them are returned.
+pub const MAX_REFERRERS: i64 = 100;
+
+/// An event with the events it is linked with (`GET /api/events/{id}`).
+pub struct Linked {
+    pub event: EventRow,
+    /// NULL: no Event ID field; 0: dangling; else the row it points at.
+    pub ref_id: Option<i64>,
+    /// The Event ID its field holds, if it has one.
+    pub target_event_id: Option<u64>,
+    pub refers_to: Option<EventRow>,
+    pub referred_by: Vec<EventRow>,
+}
+
+async fn event_by_id(
+    conn: &mut AsyncPgConnection,
+    id: i64,
+) -> Result<Option<StoredRow>, StoreError> {
+    let sql = event_page_sql("SELECT * FROM event_rows WHERE id = $2 LIMIT $1");
+    let mut rows: Vec<StoredRow> = diesel::sql_query(sql)
+        .bind::<BigInt, _>(1)
+        .bind::<BigInt, _>(id)
+        .load(conn)
+        .await?;
+    Ok(rows.pop())
+}
+
+/// The event `id`, the event its Event ID field points at and the events that point at it;
+/// `None` for an unknown id.
+pub async fn linked_event(
+    conn: &mut AsyncPgConnection,
+    id: i64,
+) -> Result<Option<Linked>, StoreError> {
+    let Some(row) = event_by_id(conn, id).await? else {
+        return Ok(None);
+    };
+    let ref_id = row.ref_id;
+    let target_event_id = row.stored.reference_target();
+    let refers_to = match ref_id {
+        Some(target) if target > 0 => event_by_id(conn, target).await?.map(StoredRow::into_event),
+        _ => None,
+    };
+    let sql = event_page_sql(&format!(
+        "SELECT * FROM (SELECT * FROM event_rows WHERE node_key = \
+             (SELECT node_key FROM node_keys WHERE node_id = $3) AND id > $2 \
+             ORDER BY node_key, id LIMIT {REFERRERS_SEARCHED}) later \
+         WHERE later.ref_id = $2 ORDER BY id DESC LIMIT $1"
+    ));
+    let referred_by: Vec<StoredRow> = diesel::sql_query(sql)
+        .bind::<BigInt, _>(MAX_REFERRERS)
+        .bind::<BigInt, _>(id)
+        .bind::<Text, _>(&row.node_id)
+        .load(conn)
+        .await?;
+    Ok(Some(Linked {
+        event: row.into_event(),
+        ref_id,
+        target_event_id,
+        refers_to,
+        referred_by: referred_by.into_iter().map(StoredRow::into_event).collect(),
+    }))
 }
 
 /// `messages::cost_of` in SQL, for a row `l`.

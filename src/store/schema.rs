@@ -48,6 +48,7 @@ diesel::table! {
         claimed_node_id -> Nullable<Text>,
         claimed_implementation -> Nullable<Text>,
         core_count -> Nullable<Int4>,
+        dangling_references -> Int8,
     }
 }
 
@@ -70,6 +71,7 @@ diesel::table! {
         node_key -> Int4,
         event_type -> Int2,
         body -> Bytea,
+        ref_id -> Nullable<Int8>,
     }
 }
 

@@ -10,7 +10,7 @@ use chrono::{DateTime, DurationRound, Utc};
 use diesel::pg::Pg;
 use diesel::prelude::*;
 use diesel::query_builder::{BoxedSqlQuery, SqlQuery};
-use diesel::sql_types::{Array, BigInt, Bytea, Integer, SmallInt, Text, Timestamptz};
+use diesel::sql_types::{Array, BigInt, Bytea, Integer, Nullable, SmallInt, Text, Timestamptz};
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 
 use super::models::{NewBlock, NewDecodeFailure, NewSession, NodeConnection, RateLimitGap};
@@ -34,6 +34,8 @@ pub struct EventColumns<'a> {
     pub event_type: Vec<i16>,
     /// The event's fields as the node sent them (see `jip3::stored`).
     pub body: Vec<&'a [u8]>,
+    /// Where its Event ID field points (see `messages::Reference::column`).
+    pub ref_id: Vec<Option<i64>>,
 }
 
 impl EventColumns<'_> {
@@ -76,7 +78,7 @@ macro_rules! event_rows {
     () => {
         "SELECT unnest($1::int8[]), unnest($2::timestamptz[]), unnest($3::timestamptz[]),
        unnest($4::int8[]), unnest($5::int8[]), unnest($6::int4[]), unnest($7::int2[]),
-       unnest($8::bytea[])"
+       unnest($8::bytea[]), unnest($9::int8[])"
     };
 }
 
@@ -84,7 +86,7 @@ macro_rules! event_rows {
 /// and a batch that was never tried cannot conflict (its ids are fresh).
 const INSERT_EVENTS: &str = concat!(
     "INSERT INTO event_rows (id, created_at, timestamp, session_id, event_id, node_key,
-                        event_type, body)\n",
+                        event_type, body, ref_id)\n",
     event_rows!()
 );
 
@@ -93,7 +95,7 @@ const INSERT_EVENTS: &str = concat!(
 const INSERT_EVENTS_IDEMPOTENT: &str = concat!(
     "WITH ins AS (
     INSERT INTO event_rows (id, created_at, timestamp, session_id, event_id, node_key,
-                            event_type, body)\n",
+                            event_type, body, ref_id)\n",
     event_rows!(),
     "
     ON CONFLICT DO NOTHING
@@ -117,6 +119,7 @@ impl<'a> EventColumns<'a> {
             .bind::<Array<Integer>, _>(&self.node_key)
             .bind::<Array<SmallInt>, _>(&self.event_type)
             .bind::<Array<Bytea>, _>(&self.body)
+            .bind::<Array<Nullable<BigInt>>, _>(&self.ref_id)
     }
 
     /// Rows per session, type and minute: what a plain insert that succeeded added.
@@ -198,6 +201,7 @@ pub struct SessionCounts {
     pub rate_limited: i64,
     pub decode_failures: i64,
     pub dropped: i64,
+    pub dangling_references: i64,
 }
 
 impl SessionCounts {
@@ -208,6 +212,9 @@ impl SessionCounts {
         self.rate_limited = self.rate_limited.saturating_add(other.rate_limited);
         self.decode_failures = self.decode_failures.saturating_add(other.decode_failures);
         self.dropped = self.dropped.saturating_add(other.dropped);
+        self.dangling_references = self
+            .dangling_references
+            .saturating_add(other.dangling_references);
     }
 }
 
@@ -256,6 +263,8 @@ pub struct Rollup {
     pub undefined: HashMap<(i64, u8), (Arc<str>, i64)>,
     /// (node, failure event type, hour, reason) → events stored; written with the counts.
     pub reasons: HashMap<ReasonKey, i64>,
+    /// (session, clock skew bucket) → (the session's node, events received); see `jip3::skew`.
+    pub skew: HashMap<(i64, i8), (Arc<str>, i64)>,
 }
 
 /// (node, failure event type, hour, reason) of the failure reason counts.
@@ -269,6 +278,15 @@ impl Rollup {
             && self.status.is_empty()
             && self.undefined.is_empty()
             && self.reasons.is_empty()
+            && self.skew.is_empty()
+    }
+
+    /// Counts `events` received on a session with clock skew `bucket`.
+    pub fn skew(&mut self, session_id: i64, node_id: &Arc<str>, bucket: i8, events: u32) {
+        self.skew
+            .entry((session_id, bucket))
+            .or_insert_with(|| (node_id.clone(), 0))
+            .1 += i64::from(events);
     }
 
     /// Counts a stored failure event's reason, in the hour it was received.
@@ -381,9 +399,10 @@ UPDATE node_sessions s SET
     events_stored = s.events_stored + v.stored,
     events_rate_limited = s.events_rate_limited + v.rate_limited,
     decode_failures = s.decode_failures + v.failures,
-    events_dropped = LEAST(s.events_dropped::numeric + v.dropped, 9223372036854775807)::bigint
-FROM unnest($1::int8[], $2::int8[], $3::int8[], $4::int8[], $5::int8[], $6::int8[])
-    AS v(session_id, received, stored, rate_limited, failures, dropped)
+    events_dropped = LEAST(s.events_dropped::numeric + v.dropped, 9223372036854775807)::bigint,
+    dangling_references = s.dangling_references + v.dangling
+FROM unnest($1::int8[], $2::int8[], $3::int8[], $4::int8[], $5::int8[], $6::int8[], $7::int8[])
+    AS v(session_id, received, stored, rate_limited, failures, dropped, dangling)
 WHERE s.session_id = v.session_id";
 
 const ROLLUP_HOURLY: &str = "\
@@ -420,6 +439,12 @@ JOIN node_keys k ON k.node_id = v.node_id
 ON CONFLICT (hour, event_type, node_key, reason)
 DO UPDATE SET event_count = failure_reasons.event_count + EXCLUDED.event_count";
 
+const ROLLUP_SKEW: &str = "\
+INSERT INTO session_clock_skew (session_id, bucket, node_id, event_count)
+SELECT * FROM unnest($1::int8[], $2::int2[], $3::text[], $4::int8[])
+ON CONFLICT (session_id, bucket)
+DO UPDATE SET event_count = session_clock_skew.event_count + EXCLUDED.event_count";
+
 const ROLLUP_STATUS: &str = "\
 INSERT INTO node_status (node_id, event_row, timestamp, data)
 SELECT * FROM unnest($1::text[], $2::int8[], $3::timestamptz[], $4::text[]::jsonb[])
@@ -451,6 +476,8 @@ pub async fn write_rollup(
     let status_json: Vec<String> = status.iter().map(|(_, s)| s.json()).collect();
     let mut reasons: Vec<_> = rollup.reasons.iter().collect();
     reasons.sort();
+    let mut skew: Vec<_> = rollup.skew.iter().collect();
+    skew.sort_by_key(|(key, _)| **key);
     let mut undefined: Vec<_> = rollup.undefined.iter().collect();
     undefined.sort_by_key(|(key, _)| **key);
 
@@ -459,7 +486,7 @@ pub async fn write_rollup(
             diesel::sql_query(ROLLUP_NODES)
                 .bind::<Array<Text>, _>(nodes.iter().map(|n| n.0).collect::<Vec<_>>())
                 .bind::<Array<BigInt>, _>(nodes.iter().map(|n| n.1 .0).collect::<Vec<_>>())
-                .bind::<Array<diesel::sql_types::Nullable<Timestamptz>>, _>(
+                .bind::<Array<Nullable<Timestamptz>>, _>(
                     nodes.iter().map(|n| n.1 .1).collect::<Vec<_>>(),
                 )
                 .execute(conn)
@@ -476,6 +503,7 @@ pub async fn write_rollup(
                 .bind::<Array<BigInt>, _>(column(|c| c.rate_limited))
                 .bind::<Array<BigInt>, _>(column(|c| c.decode_failures))
                 .bind::<Array<BigInt>, _>(column(|c| c.dropped))
+                .bind::<Array<BigInt>, _>(column(|c| c.dangling_references))
                 .execute(conn)
                 .await?;
         }
@@ -485,6 +513,17 @@ pub async fn write_rollup(
                 .bind::<Array<SmallInt>, _>(totals.keys().map(|k| k.1).collect::<Vec<_>>())
                 .bind::<Array<Timestamptz>, _>(totals.keys().map(|k| k.2).collect::<Vec<_>>())
                 .bind::<Array<BigInt>, _>(totals.values().copied().collect::<Vec<_>>())
+                .execute(conn)
+                .await?;
+        }
+        if !skew.is_empty() {
+            diesel::sql_query(ROLLUP_SKEW)
+                .bind::<Array<BigInt>, _>(skew.iter().map(|(k, _)| k.0).collect::<Vec<_>>())
+                .bind::<Array<SmallInt>, _>(
+                    skew.iter().map(|(k, _)| i16::from(k.1)).collect::<Vec<_>>(),
+                )
+                .bind::<Array<Text>, _>(skew.iter().map(|(_, v)| &*v.0).collect::<Vec<_>>())
+                .bind::<Array<BigInt>, _>(skew.iter().map(|(_, v)| v.1).collect::<Vec<_>>())
                 .execute(conn)
                 .await?;
         }
