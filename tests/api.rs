@@ -695,3 +695,46 @@ async fn twenty_thousand_fake_nodes_do_not_take_the_api_down() {
     }
     drop(real);
 }
+
+/// The paths `api::routes` registers, read from its source: the routes as the code has them.
+fn registered_paths() -> std::collections::BTreeSet<String> {
+    let source = include_str!("../src/api/mod.rs");
+    source
+        .split("web::resource(\"")
+        .skip(1)
+        .map(|rest| rest.split('"').next().unwrap().to_owned())
+        .collect()
+}
+
+#[actix_web::test]
+async fn the_openapi_document_lists_every_route_and_each_answers_as_documented() {
+    let db = TestDb::new();
+    let server = TestServer::start(test_config(&db)).await;
+    let api = server.api_addr;
+    let (status, document) = get_json(api, "/api/openapi.json").await;
+    assert_eq!(status, 200);
+    assert!(document["openapi"].as_str().unwrap().starts_with("3."));
+    let paths = document["paths"].as_object().unwrap();
+    let documented: std::collections::BTreeSet<String> = paths.keys().cloned().collect();
+    assert_eq!(
+        documented,
+        registered_paths(),
+        "routes and document disagree"
+    );
+    for (path, item) in paths {
+        let operation = &item["get"];
+        assert!(operation.is_object(), "{path} has a GET");
+        let concrete = path
+            .replace("{node_id}", &"0".repeat(64))
+            .replace("{id}", "1")
+            .replace("{name}", "nobody");
+        let (status, _, _) = get(api, &concrete, &[]).await;
+        let listed: Vec<&String> = operation["responses"].as_object().unwrap().keys().collect();
+        assert!(
+            listed
+                .iter()
+                .any(|code| code.as_str() == status.to_string()),
+            "{concrete} answered {status}, documented {listed:?}"
+        );
+    }
+}

@@ -45,6 +45,14 @@ struct TimeSeries {
 /// ranges that start within their retention at steps under an hour; the hourly counts serve the
 /// rest, and the step is then a whole number of hours. The range is widened to whole units of the
 /// tier it is read from.
+#[utoipa::path(get, path = "/api/timeseries", tag = "analytics",
+    params(("metric" = Option<String>, Query, description = "events"),
+        ("group_by" = Option<String>, Query, description = "type, node or implementation"),
+        ("from" = Option<String>, Query, description = "RFC 3339; default an hour before to"),
+        ("to" = Option<String>, Query, description = "RFC 3339; default now"),
+        ("step" = Option<u64>, Query, description = "Seconds; a whole number of the tier's unit")),
+    responses((status = 200, description = "{metric, group_by, tier, from, to, step_seconds, buckets, counted, series}"),
+        (status = 400, description = "A bad parameter")))]
 pub async fn timeseries(
     query: web::Query<Vec<(String, String)>>,
     api: web::Data<ApiContext>,
@@ -104,6 +112,8 @@ pub async fn timeseries(
 /// lowest, spread) and the nodes behind the median; events stored per second; decode failures,
 /// undefined discriminators, node-reported drops, rate-limited events and refused handshakes of
 /// the sessions active in the last day.
+#[utoipa::path(get, path = "/api/network", tag = "analytics",
+    responses((status = 200, description = "Nodes by implementation and version, slots, nodes behind, events/s, problems")))]
 pub async fn network(pool: web::Data<ApiPool>) -> Result<HttpResponse, ApiError> {
     let overview = read(&pool.0, async |conn| network::overview(conn).await).await?;
     let mut body = serde_json::to_value(overview).expect("plain data");
@@ -114,6 +124,8 @@ pub async fn network(pool: web::Data<ApiPool>) -> Result<HttpResponse, ApiError>
 /// `GET /api/implementations`: every implementation and version its nodes reported, most nodes
 /// first: nodes known and connected, sessions and reconnects, events stored, decode failures,
 /// undefined discriminators, drops the nodes reported, refused handshakes that claimed it.
+#[utoipa::path(get, path = "/api/implementations", tag = "analytics",
+    responses((status = 200, description = "{implementations, counted}")))]
 pub async fn implementations(pool: web::Data<ApiPool>) -> Result<HttpResponse, ApiError> {
     let summaries = read(&pool.0, async |conn| {
         implementations::summaries(conn, None).await
@@ -129,6 +141,10 @@ pub async fn implementations(pool: web::Data<ApiPool>) -> Result<HttpResponse, A
 /// the list plus which event types its nodes sent (with counts) and which never, decode failures
 /// by error and by claimed type, undefined discriminators, refused handshakes by reason. 404 when
 /// no node reported that implementation.
+#[utoipa::path(get, path = "/api/implementations/{name}", tag = "analytics",
+    params(("name" = String, Path, description = "The implementation name its nodes report")),
+    responses((status = 200, description = "{name, versions, counted}: a conformance report per version"),
+        (status = 404, description = "No node reported it")))]
 pub async fn implementation(
     path: web::Path<String>,
     pool: web::Data<ApiPool>,
@@ -193,6 +209,11 @@ fn rate(count: i64, attempts: i64) -> Option<f64> {
 /// answers and the rate against them, the nodes with most of them (each with its own rate) and
 /// the most frequent reasons. Counts come from the minute or hourly counts (`tier`), reasons from
 /// hourly counts (`reasons_from`/`reasons_to`: whole hours). Default: the last hour.
+#[utoipa::path(get, path = "/api/failures", tag = "analytics",
+    params(("from" = Option<String>, Query, description = "RFC 3339; default an hour before to"),
+        ("to" = Option<String>, Query, description = "RFC 3339; default now")),
+    responses((status = 200, description = "{from, to, tier, reasons_from, reasons_to, counted, failures}"),
+        (status = 400, description = "A bad parameter")))]
 pub async fn failures(
     query: web::Query<Vec<(String, String)>>,
     api: web::Data<ApiContext>,

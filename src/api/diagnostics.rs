@@ -34,6 +34,12 @@ fn next_before(
 /// "next_before"}`: the node's connections and the refused handshakes that claimed its id, newest
 /// first, each with its state, reasons, handshake facts and counters; `counters` sums them over
 /// all of the node's sessions. 404 for an unknown node.
+#[utoipa::path(get, path = "/api/nodes/{node_id}/sessions", tag = "nodes",
+    params(("node_id" = String, Path, description = "64 hex digits"),
+        ("limit" = Option<u64>, Query, description = "Default 100, at most 1,000"),
+        ("before" = Option<i64>, Query, description = "Cursor: only sessions with smaller ids")),
+    responses((status = 200, description = "{sessions, counters, next_before}"),
+        (status = 400, description = "A bad parameter"), (status = 404, description = "An unknown node")))]
 pub async fn sessions(
     path: web::Path<String>,
     query: web::Query<Vec<(String, String)>>,
@@ -63,6 +69,12 @@ pub async fn sessions(
 /// node's frames that did not decode, newest first: `error`, `claimed_type` and `claimed_name`
 /// (the discriminator the frame carried), `raw` (its bytes as hex, the first 4 KiB;
 /// `raw_truncated`, `raw_bytes`). 404 for an unknown node.
+#[utoipa::path(get, path = "/api/nodes/{node_id}/failures", tag = "nodes",
+    params(("node_id" = String, Path, description = "64 hex digits"),
+        ("limit" = Option<u64>, Query, description = "Default 100, at most 1,000"),
+        ("before" = Option<i64>, Query, description = "Cursor: only failures with smaller ids")),
+    responses((status = 200, description = "{failures, next_before}"),
+        (status = 400, description = "A bad parameter"), (status = 404, description = "An unknown node")))]
 pub async fn failures(
     path: web::Path<String>,
     query: web::Query<Vec<(String, String)>>,

@@ -27,6 +27,8 @@ enum Status {
 }
 
 /// `GET /api/health`: the process answers.
+#[utoipa::path(get, path = "/api/health", tag = "health",
+    responses((status = 200, description = "The service is up: status, service, version")))]
 pub async fn basic() -> HttpResponse {
     HttpResponse::Ok().json(json!({
         "status": "ok",
@@ -37,6 +39,9 @@ pub async fn basic() -> HttpResponse {
 
 /// `GET /api/health/detailed`: the database (a real round trip), the broadcaster and memory.
 /// 200 when healthy or degraded, 503 when unhealthy (the database is out of reach).
+#[utoipa::path(get, path = "/api/health/detailed", tag = "health",
+    responses((status = 200, description = "Healthy or degraded: database latency, subscribers, memory"),
+        (status = 503, description = "Unhealthy: the database is unreachable")))]
 pub async fn detailed(api: web::Data<ApiContext>, pool: web::Data<ApiPool>) -> HttpResponse {
     let (database_status, database) = check_database(&pool).await;
     let (broadcaster_status, broadcaster) = check_broadcaster(&api).await;
@@ -152,6 +157,8 @@ fn kib(text: &str, key: &str) -> Option<u64> {
 }
 
 /// `GET /metrics`: every metric in the Prometheus text format.
+#[utoipa::path(get, path = "/metrics", tag = "health",
+    responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
 pub async fn metrics(api: web::Data<ApiContext>) -> HttpResponse {
     HttpResponse::Ok()
         .content_type(prometheus::TEXT_FORMAT)

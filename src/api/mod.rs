@@ -10,6 +10,7 @@ pub mod client;
 pub mod diagnostics;
 pub mod guard;
 pub mod health;
+pub mod openapi;
 mod params;
 pub mod rest;
 pub mod stats;
@@ -130,6 +131,7 @@ fn routes(cfg: &mut web::ServiceConfig) {
         .service(web::resource("/api/implementations").get(analytics::implementations))
         .service(web::resource("/api/implementations/{name}").get(analytics::implementation))
         .service(web::resource("/api/ws").get(ws::connect))
+        .service(web::resource("/api/openapi.json").get(openapi::document))
         .service(web::resource("/metrics").get(health::metrics));
 }
 

@@ -51,6 +51,12 @@ impl NodesQuery {
 /// `GET /api/nodes?limit=&offset=&connected=&implementation=` → `{"nodes": [...], "total": N}`,
 /// connected first, then by last seen; each with the slot of its latest best and finalized
 /// block. `total` counts every node the filters select; a page holds at most 1,024.
+#[utoipa::path(get, path = "/api/nodes", tag = "nodes",
+    params(("limit" = Option<u64>, Query, description = "At most 1,024"),
+        ("offset" = Option<u64>, Query),
+        ("connected" = Option<bool>, Query),
+        ("implementation" = Option<String>, Query, description = "Implementation name")),
+    responses((status = 200, description = "{nodes, total}"), (status = 400, description = "A bad parameter")))]
 pub async fn nodes(
     query: web::Query<NodesQuery>,
     pool: web::Data<ApiPool>,
@@ -65,6 +71,10 @@ pub async fn nodes(
 
 /// `GET /api/nodes/{node_id}` → the node with its `node_info` and `latest_status` (null before
 /// any Status event); 400 for a malformed id, 404 for an unknown node.
+#[utoipa::path(get, path = "/api/nodes/{node_id}", tag = "nodes",
+    params(("node_id" = String, Path, description = "64 hex digits")),
+    responses((status = 200, description = "The node with node_info and latest_status"),
+        (status = 400, description = "A malformed id"), (status = 404, description = "An unknown node")))]
 pub async fn node(
     path: web::Path<String>,
     pool: web::Data<ApiPool>,
@@ -159,6 +169,10 @@ struct ReferenceOut {
 /// event; `reference`, where its Event ID field points (null when it has none), resolved when it
 /// arrived; `referred_by`, the events that point at it (newest first, at most 100), looked for
 /// among the next `referred_by_searched` events of its node. 400 for a bad id, 404 for an unknown.
+#[utoipa::path(get, path = "/api/events/{id}", tag = "events",
+    params(("id" = i64, Path, description = "The event's row id")),
+    responses((status = 200, description = "{event, reference, referred_by, referred_by_searched}"),
+        (status = 400, description = "A bad id"), (status = 404, description = "An unknown event")))]
 pub async fn event(
     path: web::Path<String>,
     pool: web::Data<ApiPool>,
@@ -211,6 +225,14 @@ fn events_response(rows: Vec<EventRow>, limit: i64) -> HttpResponse {
 
 /// `GET /api/events?limit=&type=&node=&from=&to=&before=` → the events the filters select
 /// (all nodes unless `node`), newest first; see [`event_filter`].
+#[utoipa::path(get, path = "/api/events", tag = "events",
+    params(("limit" = Option<u64>, Query, description = "Default 50, at most 1,000"),
+        ("type" = Option<Vec<String>>, Query, description = "Event numbers or names; repeat or comma-separate"),
+        ("node" = Option<String>, Query, description = "64 hex digits"),
+        ("from" = Option<String>, Query, description = "Receive time, RFC 3339, inclusive"),
+        ("to" = Option<String>, Query, description = "Receive time, RFC 3339, exclusive"),
+        ("before" = Option<i64>, Query, description = "Cursor: only events with smaller ids")),
+    responses((status = 200, description = "{events, truncated, next_before}"), (status = 400, description = "A bad filter")))]
 pub async fn events(
     query: EventsQuery,
     pool: web::Data<ApiPool>,
@@ -225,6 +247,15 @@ pub async fn events(
 
 /// `GET /api/nodes/{node_id}/events?limit=&type=&from=&to=&before=` → the node's events the
 /// filters select, newest first; 400 for a malformed id or filter, 404 for an unknown node.
+#[utoipa::path(get, path = "/api/nodes/{node_id}/events", tag = "events",
+    params(("node_id" = String, Path, description = "64 hex digits"),
+        ("limit" = Option<u64>, Query, description = "Default 50, at most 1,000"),
+        ("type" = Option<Vec<String>>, Query, description = "Event numbers or names; repeat or comma-separate"),
+        ("from" = Option<String>, Query, description = "Receive time, RFC 3339, inclusive"),
+        ("to" = Option<String>, Query, description = "Receive time, RFC 3339, exclusive"),
+        ("before" = Option<i64>, Query, description = "Cursor: only events with smaller ids")),
+    responses((status = 200, description = "{events, truncated, next_before}"),
+        (status = 400, description = "A bad filter"), (status = 404, description = "An unknown node")))]
 pub async fn node_events(
     path: web::Path<String>,
     query: EventsQuery,

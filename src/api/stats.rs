@@ -55,6 +55,8 @@ impl StatsCache {
 }
 
 /// `GET /api/stats` → `{"total_blocks_authored", "best_block", "finalized_block"}`.
+#[utoipa::path(get, path = "/api/stats", tag = "network",
+    responses((status = 200, description = "Blocks authored, median best and finalized slots, outliers (cached 5 s)")))]
 pub async fn get(
     api: web::Data<ApiContext>,
     pool: web::Data<ApiPool>,

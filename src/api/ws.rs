@@ -33,6 +33,9 @@ pub fn remember_socket(connection: &dyn Any, extensions: &mut Extensions) {
     }
 }
 
+#[utoipa::path(get, path = "/api/ws", tag = "live",
+    responses((status = 101, description = "WebSocket live stream (README, \"WebSocket /api/ws\")"),
+        (status = 400, description = "Not a WebSocket handshake")))]
 pub async fn connect(
     req: HttpRequest,
     stream: web::Payload,
