@@ -40,6 +40,10 @@ struct Args {
     /// Raise the rate step by step (rate limiter off) until stored events/s stops rising.
     #[arg(long)]
     search: bool,
+    /// The nodes send at their natural rate (what the simulator's JAM flow makes) instead of
+    /// `--rate`.
+    #[arg(long, conflicts_with = "search")]
+    natural: bool,
     /// batched: each node writes a tick's frames at once (~4 events per write at 100/s);
     /// per-event: every frame in a write of its own, as real nodes and other load generators do.
     #[arg(long, value_enum, default_value_t = Writes::Batched)]
@@ -59,6 +63,10 @@ struct Args {
     /// Extra `--set key=value` settings for the server.
     #[arg(long = "set")]
     settings: Vec<String>,
+    /// While the load runs, ask the analytics endpoints and the explorer's first pages in turn
+    /// (one request every 100 ms) and report each one's latency.
+    #[arg(long)]
+    queries: bool,
 }
 
 /// Starts the release server; returns it with its telemetry address and API base URL.
@@ -283,6 +291,77 @@ fn spawn_subscriber(api: &str, stop: Arc<AtomicBool>) -> Arc<Mutex<Subscriber>> 
     seen
 }
 
+/// What each route asked by the querier took, client side, in milliseconds.
+type QueryLatencies = Arc<Mutex<std::collections::BTreeMap<String, Vec<f64>>>>;
+
+/// The routes the querier asks, with a node and an implementation that exist.
+fn query_paths(node_id: &str, implementation: &str) -> Vec<String> {
+    [
+        "/api/events?limit=50".to_owned(),
+        "/api/events?limit=50&type=BestBlockChanged".to_owned(),
+        "/api/events?limit=50&type=Status".to_owned(),
+        format!("/api/nodes/{node_id}/events?limit=50"),
+        format!("/api/nodes/{node_id}/events?limit=50&type=BestBlockChanged"),
+        format!("/api/nodes/{node_id}/sessions"),
+        format!("/api/nodes/{node_id}/failures"),
+        "/api/timeseries?group_by=type".to_owned(),
+        "/api/timeseries?group_by=node".to_owned(),
+        "/api/timeseries?group_by=implementation".to_owned(),
+        "/api/failures".to_owned(),
+        "/api/network".to_owned(),
+        "/api/implementations".to_owned(),
+        format!("/api/implementations/{implementation}"),
+        "/api/stats".to_owned(),
+        "/api/nodes".to_owned(),
+    ]
+    .to_vec()
+}
+
+/// Asks the analytics routes in turn on its own thread until `stop`, keeping each latency.
+fn spawn_querier(api: &str, stop: Arc<AtomicBool>) -> QueryLatencies {
+    let latencies: QueryLatencies = Arc::default();
+    let (api, out) = (api.to_owned(), latencies.clone());
+    std::thread::spawn(move || {
+        actix::System::new().block_on(async move {
+            let client = awc::Client::builder().timeout(Duration::from_secs(30)).finish();
+            let mut paths = Vec::new();
+            while paths.is_empty() && !stop.load(Ordering::Relaxed) {
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                let Ok(mut response) = client.get(format!("{api}/api/nodes?limit=1")).send().await
+                else {
+                    continue;
+                };
+                let Ok(body) = response.json::<serde_json::Value>().await else {
+                    continue;
+                };
+                let node = &body["nodes"][0];
+                if let (Some(id), Some(name)) =
+                    (node["node_id"].as_str(), node["implementation_name"].as_str())
+                {
+                    paths = query_paths(id, name);
+                }
+            }
+            for path in paths.iter().cycle() {
+                if stop.load(Ordering::Relaxed) {
+                    break;
+                }
+                let started = Instant::now();
+                let answered = match client.get(format!("{api}{path}")).send().await {
+                    Ok(mut response) => {
+                        response.body().limit(64 << 20).await.is_ok() && response.status().is_success()
+                    }
+                    Err(_) => false,
+                };
+                let took = started.elapsed().as_secs_f64() * 1e3;
+                let key = if answered { path.clone() } else { format!("{path} (failed)") };
+                out.lock().unwrap().entry(key).or_default().push(took);
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        });
+    });
+    latencies
+}
+
 #[derive(QueryableByName)]
 struct Count {
     #[diesel(sql_type = BigInt)]
@@ -312,6 +391,9 @@ async fn main() {
     let pid = server.id();
     let stop_subscriber = Arc::new(AtomicBool::new(false));
     let subscriber = (!args.no_websocket).then(|| spawn_subscriber(&api, stop_subscriber.clone()));
+    let querier = args
+        .queries
+        .then(|| spawn_querier(&api, stop_subscriber.clone()));
 
     let rates: Vec<u64> = if args.search {
         (1..=12).map(|step| args.rate * step).collect()
@@ -324,7 +406,7 @@ async fn main() {
     for (step, rate) in rates.into_iter().enumerate() {
         let simulation = Simulation::new(SimConfig {
             nodes: args.nodes,
-            rate: Some(rate as f64),
+            rate: (!args.natural).then_some(rate as f64),
             params: args.params,
             writes: args.writes,
             mix: args.mix,
@@ -416,6 +498,13 @@ async fn main() {
     .await;
     drop(db);
     let _ = tart_backend::store::drop_database(&db_url).await;
+    let queries = querier.map(|latencies| {
+        let mut latencies = latencies.lock().unwrap();
+        latencies
+            .iter_mut()
+            .map(|(path, samples)| (path.clone(), sample_quantiles(samples)))
+            .collect::<serde_json::Map<_, _>>()
+    });
     let websocket = subscriber.map(|seen| {
         let mut seen = seen.lock().unwrap();
         let events = seen.events;
@@ -448,6 +537,8 @@ async fn main() {
         "db_batch_write": server_histogram("telemetry_batch_write_duration"),
         "broadcast_latency_server": server_histogram("telemetry_broadcast_latency_seconds"),
         "websocket": websocket,
+        // Client side, while the load ran (and while the server caught up after it).
+        "query_latency_ms": queries,
         "server_peak_rss_mb": peak_kb / 1024,
         "server_rss_mb_at_end": rss_kb / 1024,
         "rss_per_connection_kb": peak_kb / args.nodes.max(1) as u64,
