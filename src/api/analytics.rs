@@ -207,24 +207,24 @@ fn rate(count: i64, attempts: i64) -> Option<f64> {
 /// `GET /api/failures?from=&to=`: every failure event type (`…Failed`, refused, misbehaved,
 /// discarded) that occurred in the range, most frequent first: its count, the attempts it
 /// answers and the rate against them, the nodes with most of them (each with its own rate) and
-/// the most frequent reasons. Counts come from the minute or hourly counts (`tier`), reasons from
-/// hourly counts (`reasons_from`/`reasons_to`: whole hours). Default: the last hour.
+/// the most frequent reasons. From the hourly counts by node and type and the failure reasons, so
+/// the range is widened to whole hours. Default: the last hour.
 #[utoipa::path(get, path = "/api/failures", tag = "analytics",
     params(("from" = Option<String>, Query, description = "RFC 3339; default an hour before to"),
         ("to" = Option<String>, Query, description = "RFC 3339; default now")),
-    responses((status = 200, description = "{from, to, tier, reasons_from, reasons_to, counted, failures}"),
+    responses((status = 200, description = "{from, to, counted, failures}"),
         (status = 400, description = "A bad parameter")))]
 pub async fn failures(
     query: web::Query<Vec<(String, String)>>,
-    api: web::Data<ApiContext>,
     pool: web::Data<ApiPool>,
 ) -> Result<HttpResponse, ApiError> {
     let params = Params::new(&query, &["from", "to"], &[])?;
     let now = Utc::now();
     let to = params.instant("to")?.unwrap_or(now);
     let from = params.instant("from")?.unwrap_or(to - TimeDelta::hours(1));
-    let minutes_kept = TimeDelta::days(api.config.minute_stats_retention_days.into());
-    let (tier, from, to) = tier_range(from, to, now - minutes_kept)?;
+    ordered(from, to)?;
+    let hour = TimeDelta::hours(1);
+    let (from, to) = (round_down(from, hour), round_up(to, hour));
     let answered: Vec<(u8, &'static [u8])> = failures::FAILURE_TYPES
         .iter()
         .map(|&d| (d, failures::attempts_of(d)))
@@ -236,13 +236,9 @@ pub async fn failures(
         .collect();
     wanted.sort_unstable();
     wanted.dedup();
-    let (reasons_from, reasons_to) = (
-        round_down(from, TimeDelta::hours(1)),
-        round_up(to, TimeDelta::hours(1)),
-    );
     let (counts, reasons) = read(&pool.0, async |conn| {
-        let counts = aggregates::type_node_counts(conn, tier, from, to, &wanted).await?;
-        let reasons = aggregates::failure_reasons(conn, reasons_from, reasons_to).await?;
+        let counts = aggregates::type_node_counts(conn, from, to, &wanted).await?;
+        let reasons = aggregates::failure_reasons(conn, from, to).await?;
         Ok((counts, reasons))
     })
     .await?;
@@ -315,32 +311,9 @@ pub async fn failures(
     Ok(HttpResponse::Ok().json(serde_json::json!({
         "from": crate::time::format(&from),
         "to": crate::time::format(&to),
-        "tier": tier,
-        "reasons_from": crate::time::format(&reasons_from),
-        "reasons_to": crate::time::format(&reasons_to),
         "counted": COUNTED,
         "failures": report,
     })))
-}
-
-/// The tier that covers `[from, to)` (minute counts are kept since `minutes_since`), and the
-/// range widened to whole units of it.
-fn tier_range(
-    from: DateTime<Utc>,
-    to: DateTime<Utc>,
-    minutes_since: DateTime<Utc>,
-) -> Result<(Tier, DateTime<Utc>, DateTime<Utc>), ApiError> {
-    ordered(from, to)?;
-    let tier = if from >= minutes_since {
-        Tier::Minute
-    } else {
-        Tier::Hour
-    };
-    Ok((
-        tier,
-        round_down(from, tier.unit()),
-        round_up(to, tier.unit()),
-    ))
 }
 
 /// Picks the tier for `[from, to)` (minute counts are kept since `minutes_since`) and checks the

@@ -323,7 +323,9 @@ fn spawn_querier(api: &str, stop: Arc<AtomicBool>) -> QueryLatencies {
     let (api, out) = (api.to_owned(), latencies.clone());
     std::thread::spawn(move || {
         actix::System::new().block_on(async move {
-            let client = awc::Client::builder().timeout(Duration::from_secs(30)).finish();
+            let client = awc::Client::builder()
+                .timeout(Duration::from_secs(30))
+                .finish();
             let mut paths = Vec::new();
             while paths.is_empty() && !stop.load(Ordering::Relaxed) {
                 tokio::time::sleep(Duration::from_millis(500)).await;
@@ -335,9 +337,10 @@ fn spawn_querier(api: &str, stop: Arc<AtomicBool>) -> QueryLatencies {
                     continue;
                 };
                 let node = &body["nodes"][0];
-                if let (Some(id), Some(name)) =
-                    (node["node_id"].as_str(), node["implementation_name"].as_str())
-                {
+                if let (Some(id), Some(name)) = (
+                    node["node_id"].as_str(),
+                    node["implementation_name"].as_str(),
+                ) {
                     paths = query_paths(id, name);
                 }
             }
@@ -348,12 +351,17 @@ fn spawn_querier(api: &str, stop: Arc<AtomicBool>) -> QueryLatencies {
                 let started = Instant::now();
                 let answered = match client.get(format!("{api}{path}")).send().await {
                     Ok(mut response) => {
-                        response.body().limit(64 << 20).await.is_ok() && response.status().is_success()
+                        response.body().limit(64 << 20).await.is_ok()
+                            && response.status().is_success()
                     }
                     Err(_) => false,
                 };
                 let took = started.elapsed().as_secs_f64() * 1e3;
-                let key = if answered { path.clone() } else { format!("{path} (failed)") };
+                let key = if answered {
+                    path.clone()
+                } else {
+                    format!("{path} (failed)")
+                };
                 out.lock().unwrap().entry(key).or_default().push(took);
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }

@@ -1,6 +1,7 @@
-//! The event counts kept as events arrive (events stored per node and type, per minute in
-//! `event_stats_minute` and per hour in `event_stats_hourly`): their retention, and the time
-//! series read from them. No query here reads raw events.
+//! The event counts kept as events arrive (events stored per minute and per hour, by type in
+//! `type_counts_*` and by node in `node_counts_*`; per hour by node and type in
+//! `event_stats_hourly`): their retention, and the time series read from them. No query here
+//! reads raw events.
 
 use std::collections::HashMap;
 
@@ -20,14 +21,22 @@ pub async fn prune(
     minute_days: u32,
     hour_days: u32,
 ) -> Result<(usize, usize), StoreError> {
-    let minutes = diesel::sql_query(
-        "DELETE FROM event_stats_minute WHERE minute < now() - make_interval(days => $1)",
-    )
-    .bind::<Integer, _>(minute_days as i32)
-    .execute(conn)
-    .await?;
+    let mut minutes = 0;
+    for table in ["type_counts_minute", "node_counts_minute"] {
+        minutes += diesel::sql_query(format!(
+            "DELETE FROM {table} WHERE minute < now() - make_interval(days => $1)"
+        ))
+        .bind::<Integer, _>(minute_days as i32)
+        .execute(conn)
+        .await?;
+    }
     let mut hours = 0;
-    for table in ["event_stats_hourly", "failure_reasons"] {
+    for table in [
+        "type_counts_hourly",
+        "node_counts_hourly",
+        "event_stats_hourly",
+        "failure_reasons",
+    ] {
         hours += diesel::sql_query(format!(
             "DELETE FROM {table} WHERE hour < now() - make_interval(days => $1)"
         ))
@@ -54,15 +63,18 @@ impl Tier {
         }
     }
 
-    /// The table, its time column, and how a row names its node.
-    fn source(self) -> (&'static str, &'static str, &'static str) {
+    /// The time column of the tier's tables.
+    fn time(self) -> &'static str {
         match self {
-            Tier::Minute => (
-                "event_stats_minute c JOIN node_keys k ON k.node_key = c.node_key",
-                "c.minute",
-                "k.node_id",
-            ),
-            Tier::Hour => ("event_stats_hourly c", "c.hour", "c.node_id"),
+            Tier::Minute => "minute",
+            Tier::Hour => "hour",
+        }
+    }
+
+    fn suffix(self) -> &'static str {
+        match self {
+            Tier::Minute => "minute",
+            Tier::Hour => "hourly",
         }
     }
 }
@@ -123,19 +135,25 @@ pub async fn event_series(
     group_by: GroupBy,
     range: &SeriesRange,
 ) -> Result<Vec<Series>, StoreError> {
-    let (table, time, node) = range.tier.source();
-    let (key, join) = match group_by {
-        GroupBy::Type => ("c.event_type::text".to_owned(), String::new()),
-        GroupBy::Node => (node.to_owned(), String::new()),
+    let (time, suffix) = (range.tier.time(), range.tier.suffix());
+    let (table, key) = match group_by {
+        GroupBy::Type => (format!("type_counts_{suffix} c"), "c.event_type::text"),
+        GroupBy::Node => (
+            format!("node_counts_{suffix} c JOIN node_keys k ON k.node_key = c.node_key"),
+            "k.node_id",
+        ),
         GroupBy::Implementation => (
-            "n.implementation_name".to_owned(),
-            format!("LEFT JOIN nodes n ON n.node_id = {node}"),
+            format!(
+                "node_counts_{suffix} c JOIN node_keys k ON k.node_key = c.node_key \
+                 LEFT JOIN nodes n ON n.node_id = k.node_id"
+            ),
+            "n.implementation_name",
         ),
     };
     let sql = format!(
-        "SELECT (extract(epoch FROM {time} - $1) / $3)::int8 AS bucket, {key} AS key, \
+        "SELECT (extract(epoch FROM c.{time} - $1) / $3)::int8 AS bucket, {key} AS key, \
          sum(c.event_count)::int8 AS events \
-         FROM {table} {join} WHERE {time} >= $1 AND {time} < $2 GROUP BY 1, 2"
+         FROM {table} WHERE c.{time} >= $1 AND c.{time} < $2 GROUP BY 1, 2"
     );
     let cells: Vec<Cell> = diesel::sql_query(sql)
         .bind::<Timestamptz, _>(range.from)
@@ -181,7 +199,8 @@ pub async fn event_series(
     Ok(series)
 }
 
-/// Events stored per (event type, node) of `types` within `[from, to)`, read from `tier`.
+/// Events stored per (event type, node) of `types` within `[from, to)` (whole hours), from the
+/// hourly counts by node and type.
 #[derive(Debug, QueryableByName)]
 pub struct TypeNodeCount {
     #[diesel(sql_type = SmallInt)]
@@ -194,17 +213,14 @@ pub struct TypeNodeCount {
 
 pub async fn type_node_counts(
     conn: &mut AsyncPgConnection,
-    tier: Tier,
     from: DateTime<Utc>,
     to: DateTime<Utc>,
     types: &[i16],
 ) -> Result<Vec<TypeNodeCount>, StoreError> {
-    let (table, time, node) = tier.source();
-    Ok(diesel::sql_query(format!(
-        "SELECT c.event_type, {node} AS node_id, sum(c.event_count)::int8 AS events \
-         FROM {table} WHERE {time} >= $1 AND {time} < $2 AND c.event_type = ANY($3) \
-         GROUP BY 1, 2"
-    ))
+    Ok(diesel::sql_query(
+        "SELECT event_type, node_id, sum(event_count)::int8 AS events FROM event_stats_hourly \
+         WHERE hour >= $1 AND hour < $2 AND event_type = ANY($3) GROUP BY 1, 2",
+    )
     .bind::<Timestamptz, _>(from)
     .bind::<Timestamptz, _>(to)
     .bind::<Array<SmallInt>, _>(types)

@@ -162,7 +162,7 @@ pub async fn overview(conn: &mut AsyncPgConnection) -> Result<Overview, StoreErr
     .load(conn)
     .await?;
     let events: Events = diesel::sql_query(format!(
-        "SELECT coalesce(sum(event_count), 0)::int8 AS n FROM event_stats_minute \
+        "SELECT coalesce(sum(event_count), 0)::int8 AS n FROM type_counts_minute \
          WHERE minute >= date_trunc('minute', now()) - interval '{RATE_MINUTES} minutes' \
            AND minute < date_trunc('minute', now())"
     ))

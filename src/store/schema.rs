@@ -140,11 +140,34 @@ diesel::table! {
 }
 
 diesel::table! {
-    event_stats_minute (minute, event_type, node_key) {
+    type_counts_minute (minute, event_type) {
+        minute -> Timestamptz,
+        event_count -> Int8,
+        event_type -> Int2,
+    }
+}
+
+diesel::table! {
+    node_counts_minute (minute, node_key) {
         minute -> Timestamptz,
         event_count -> Int8,
         node_key -> Int4,
+    }
+}
+
+diesel::table! {
+    type_counts_hourly (hour, event_type) {
+        hour -> Timestamptz,
+        event_count -> Int8,
         event_type -> Int2,
+    }
+}
+
+diesel::table! {
+    node_counts_hourly (hour, node_key) {
+        hour -> Timestamptz,
+        event_count -> Int8,
+        node_key -> Int4,
     }
 }
 

@@ -411,14 +411,29 @@ SELECT * FROM unnest($1::text[], $2::int2[], $3::timestamptz[], $4::int8[])
 ON CONFLICT (node_id, event_type, hour)
 DO UPDATE SET event_count = event_stats_hourly.event_count + EXCLUDED.event_count";
 
-/// Nodes are named by their key here, as in `event_rows` (every node with events has one).
-const ROLLUP_MINUTES: &str = "\
-INSERT INTO event_stats_minute (minute, event_count, node_key, event_type)
-SELECT v.minute, v.n, k.node_key, v.event_type
-FROM unnest($1::text[], $2::int2[], $3::timestamptz[], $4::int8[]) AS v(node_id, event_type, minute, n)
-JOIN node_keys k ON k.node_id = v.node_id
-ON CONFLICT (minute, event_type, node_key)
-DO UPDATE SET event_count = event_stats_minute.event_count + EXCLUDED.event_count";
+/// Upserts counts per (event type, time) into `table` (`type_counts_minute`, `…_hourly`).
+fn upsert_type_counts(table: &str, time: &str) -> String {
+    format!(
+        "INSERT INTO {table} ({time}, event_count, event_type) \
+         SELECT v.t, v.n, v.event_type \
+         FROM unnest($1::int2[], $2::timestamptz[], $3::int8[]) AS v(event_type, t, n) \
+         ON CONFLICT ({time}, event_type) \
+         DO UPDATE SET event_count = {table}.event_count + EXCLUDED.event_count"
+    )
+}
+
+/// Upserts counts per (node, time) into `table`; nodes are named by their key there, as in
+/// `event_rows` (every node with events has one).
+fn upsert_node_counts(table: &str, time: &str) -> String {
+    format!(
+        "INSERT INTO {table} ({time}, event_count, node_key) \
+         SELECT v.t, v.n, k.node_key \
+         FROM unnest($1::text[], $2::timestamptz[], $3::int8[]) AS v(node_id, t, n) \
+         JOIN node_keys k ON k.node_id = v.node_id \
+         ON CONFLICT ({time}, node_key) \
+         DO UPDATE SET event_count = {table}.event_count + EXCLUDED.event_count"
+    )
+}
 
 const ROLLUP_NODE_TYPES: &str = "\
 INSERT INTO node_event_types (last_minute, event_count, node_key, event_type)
@@ -466,10 +481,20 @@ pub async fn write_rollup(
     let nodes: Vec<_> = rollup.node_totals().into_iter().collect();
     let mut sessions: Vec<_> = rollup.sessions.iter().collect();
     sessions.sort_by_key(|(id, _)| **id);
+    let hourly = rollup.totals(chrono::TimeDelta::hours(1));
     let counts = [
-        (ROLLUP_MINUTES, rollup.totals(chrono::TimeDelta::minutes(1))),
-        (ROLLUP_HOURLY, rollup.totals(chrono::TimeDelta::hours(1))),
-        (ROLLUP_NODE_TYPES, rollup.type_totals()),
+        (ROLLUP_HOURLY, &hourly),
+        (ROLLUP_NODE_TYPES, &rollup.type_totals()),
+    ];
+    let minutely = rollup.totals(chrono::TimeDelta::minutes(1));
+    let thin = [
+        (
+            &minutely,
+            "type_counts_minute",
+            "node_counts_minute",
+            "minute",
+        ),
+        (&hourly, "type_counts_hourly", "node_counts_hourly", "hour"),
     ];
     let mut status: Vec<_> = rollup.status.iter().collect();
     status.sort_by(|a, b| a.0.cmp(b.0));
@@ -506,6 +531,28 @@ pub async fn write_rollup(
                 .bind::<Array<BigInt>, _>(column(|c| c.dangling_references))
                 .execute(conn)
                 .await?;
+        }
+        for (totals, type_table, node_table, time) in thin {
+            let mut by_type: BTreeMap<(i16, DateTime<Utc>), i64> = BTreeMap::new();
+            let mut by_node: BTreeMap<(&str, DateTime<Utc>), i64> = BTreeMap::new();
+            for ((node, event_type, at), n) in totals {
+                *by_type.entry((*event_type, *at)).or_default() += n;
+                *by_node.entry((node, *at)).or_default() += n;
+            }
+            if !by_type.is_empty() {
+                diesel::sql_query(upsert_type_counts(type_table, time))
+                    .bind::<Array<SmallInt>, _>(by_type.keys().map(|k| k.0).collect::<Vec<_>>())
+                    .bind::<Array<Timestamptz>, _>(by_type.keys().map(|k| k.1).collect::<Vec<_>>())
+                    .bind::<Array<BigInt>, _>(by_type.values().copied().collect::<Vec<_>>())
+                    .execute(conn)
+                    .await?;
+                diesel::sql_query(upsert_node_counts(node_table, time))
+                    .bind::<Array<Text>, _>(by_node.keys().map(|k| k.0).collect::<Vec<_>>())
+                    .bind::<Array<Timestamptz>, _>(by_node.keys().map(|k| k.1).collect::<Vec<_>>())
+                    .bind::<Array<BigInt>, _>(by_node.values().copied().collect::<Vec<_>>())
+                    .execute(conn)
+                    .await?;
+            }
         }
         for (sql, totals) in counts.iter().filter(|(_, totals)| !totals.is_empty()) {
             diesel::sql_query(*sql)
