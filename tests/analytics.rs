@@ -13,6 +13,15 @@ use tart_backend::config::Config;
 use tart_backend::jip3::types::Hash;
 use tart_backend::jip3::{Event, TimedEvent};
 
+/// A server without a rate limit that writes its event counts every 200 ms.
+async fn counting_server(db: &TestDb) -> TestServer {
+    TestServer::start(Config {
+        hourly_stats_interval_ms: 200,
+        ..unlimited_config(db)
+    })
+    .await
+}
+
 /// Event `i` of a test node: every tenth a SyncStatusChanged (13), the rest BestBlockChanged (11).
 fn nth_event(i: u32) -> TimedEvent {
     let event = if i.is_multiple_of(10) {
@@ -569,11 +578,7 @@ async fn the_network_overview_counts_implementations_slots_laggards_and_problems
 #[actix_web::test]
 async fn the_implementation_report_shows_what_each_version_sends_and_gets_wrong() {
     let db = TestDb::new();
-    let server = TestServer::start(Config {
-        hourly_stats_interval_ms: 200,
-        ..unlimited_config(&db)
-    })
-    .await;
+    let server = counting_server(&db).await;
     let api = server.api_addr;
     let info = |seed: u8, name: &str| {
         let mut info = node_info(seed, 2);
@@ -772,11 +777,7 @@ fn events_of(discriminator: u8, n: usize, reason: &str) -> Vec<TimedEvent> {
 #[actix_web::test]
 async fn failures_are_counted_against_their_attempts_with_their_reasons() {
     let db = TestDb::new();
-    let server = TestServer::start(Config {
-        hourly_stats_interval_ms: 200,
-        ..unlimited_config(&db)
-    })
-    .await;
+    let server = counting_server(&db).await;
     let api = server.api_addr;
     // A node whose outbound connections fail a quarter of the time, one whose never do, and one
     // that reports misbehaving peers (a failure that answers no attempt of its own).

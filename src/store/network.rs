@@ -2,12 +2,12 @@
 //! chain has got and who is behind, how busy it is and what is going wrong. Read from the nodes
 //! and sessions tables, the nodes' latest blocks and the minute counts; never from raw events.
 
-use diesel::sql_types::{BigInt, Nullable, Text};
+use diesel::sql_types::{BigInt, Text};
 use diesel::QueryableByName;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use serde::Serialize;
 
-use super::queries::{LATEST_BEST, LATEST_FINALIZED};
+use super::queries::{LatestSlots as Slots, LATEST_BEST, LATEST_FINALIZED};
 use super::StoreError;
 use crate::robust::lower_median;
 
@@ -117,16 +117,6 @@ pub struct Overview {
     /// Over the sessions active within the last `problems_window_hours`.
     pub problems: Problems,
     pub problems_window_hours: i64,
-}
-
-#[derive(QueryableByName)]
-struct Slots {
-    #[diesel(sql_type = Text)]
-    node_id: String,
-    #[diesel(sql_type = Nullable<BigInt>)]
-    best: Option<i64>,
-    #[diesel(sql_type = Nullable<BigInt>)]
-    finalized: Option<i64>,
 }
 
 #[derive(QueryableByName)]

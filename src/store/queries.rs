@@ -485,14 +485,15 @@ pub const MAX_OUTLIERS: usize = 10;
 /// thousands of stale node rows cannot slow `/api/stats` down.
 const MAX_REPORTING_NODES: usize = 1024;
 
+/// A node's latest best and finalized slots (from [`LATEST_BEST`] and [`LATEST_FINALIZED`]).
 #[derive(QueryableByName)]
-struct LatestSlots {
+pub(super) struct LatestSlots {
     #[diesel(sql_type = Text)]
-    node_id: String,
+    pub(super) node_id: String,
     #[diesel(sql_type = Nullable<BigInt>)]
-    best: Option<i64>,
+    pub(super) best: Option<i64>,
     #[diesel(sql_type = Nullable<BigInt>)]
-    finalized: Option<i64>,
+    pub(super) finalized: Option<i64>,
 }
 
 impl BlockStats {
