@@ -3,6 +3,8 @@
 //! Every count is per reporting node: an event that three nodes report (three guarantors of one
 //! work package) counts three times. Each response says so in `counted`.
 
+use std::collections::HashMap;
+
 use actix_web::{web, HttpResponse};
 use chrono::{DateTime, TimeDelta, Utc};
 use serde::Serialize;
@@ -242,14 +244,19 @@ pub async fn failures(
         Ok((counts, reasons))
     })
     .await?;
+    // Indexed once: each failing node's attempts are looked up, not searched for.
+    let mut per_node: HashMap<(i16, &str), i64> = HashMap::new();
+    let mut per_type: HashMap<i16, i64> = HashMap::new();
+    for c in &counts {
+        *per_node.entry((c.event_type, &c.node_id)).or_default() += c.events;
+        *per_type.entry(c.event_type).or_default() += c.events;
+    }
     let count_of = |event_type: u8, node: Option<&str>| -> i64 {
-        counts
-            .iter()
-            .filter(|c| {
-                c.event_type == i16::from(event_type) && node.is_none_or(|n| c.node_id == n)
-            })
-            .map(|c| c.events)
-            .sum()
+        let event_type = i16::from(event_type);
+        match node {
+            Some(node) => per_node.get(&(event_type, node)).copied().unwrap_or(0),
+            None => per_type.get(&event_type).copied().unwrap_or(0),
+        }
     };
     let mut report: Vec<FailureType> = Vec::new();
     for (event_type, attempt_types) in answered {
