@@ -14,6 +14,7 @@ use super::{read, ApiContext, ApiError, ApiPool};
 use crate::jip3::failures;
 use crate::store::aggregates::{self, GroupBy, Series, SeriesRange, Tier};
 use crate::store::{implementations, network};
+use crate::time::{round_down, round_up};
 
 /// What every count in these responses means.
 const COUNTED: &str = "events stored, as each reporting node sent them (an event reported by \
@@ -371,20 +372,6 @@ fn series_range(
         )));
     }
     Ok(range)
-}
-
-fn round_down(time: DateTime<Utc>, unit: TimeDelta) -> DateTime<Utc> {
-    use chrono::DurationRound;
-    time.duration_trunc(unit).unwrap_or(time)
-}
-
-fn round_up(time: DateTime<Utc>, unit: TimeDelta) -> DateTime<Utc> {
-    let down = round_down(time, unit);
-    if down == time {
-        time
-    } else {
-        down + unit
-    }
 }
 
 #[cfg(test)]

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use bytes::Bytes;
-use chrono::{DateTime, DurationRound, Utc};
+use chrono::{DateTime, Utc};
 use diesel::pg::Pg;
 use diesel::prelude::*;
 use diesel::query_builder::{BoxedSqlQuery, SqlQuery};
@@ -18,6 +18,7 @@ use super::schema::{blocks, decode_failures, node_sessions, nodes, rate_limit_ga
 use super::StoreError;
 use crate::jip3::events::STATUS;
 use crate::jip3::{stored, Dialect};
+use crate::time::round_down;
 
 /// Rows per multi-row INSERT for the small tables: far below the 32,767 bind-parameter ceiling.
 const INSERT_CHUNK: usize = 1000;
@@ -126,7 +127,7 @@ impl<'a> EventColumns<'a> {
     fn counts(&self) -> Vec<InsertedCount> {
         let mut counts: HashMap<CountKey, i64> = HashMap::new();
         for i in 0..self.len() {
-            let minute = truncate(self.created_at[i], chrono::TimeDelta::minutes(1));
+            let minute = round_down(self.created_at[i], chrono::TimeDelta::minutes(1));
             *counts
                 .entry((self.session_id[i], self.event_type[i], minute))
                 .or_default() += 1;
@@ -238,11 +239,6 @@ impl LatestStatus {
 /// (session, event type, minute) of the event counts.
 pub type CountKey = (i64, i16, DateTime<Utc>);
 
-/// `time` rounded down to a whole `unit` (a minute, an hour) since the Unix epoch.
-fn truncate(time: DateTime<Utc>, unit: chrono::TimeDelta) -> DateTime<Utc> {
-    time.duration_trunc(unit).unwrap_or(time)
-}
-
 /// Derived state that many batches touch (node and session counters, event counts per minute and
 /// hour, latest status), accumulated in memory and written in one serial transaction about once
 /// a second (the event counts less often, see `DbWriter::queue_rollup`). Writing it per batch would make the
@@ -297,7 +293,7 @@ impl Rollup {
         received_at: DateTime<Utc>,
         reason: String,
     ) {
-        let hour = truncate(received_at, chrono::TimeDelta::hours(1));
+        let hour = round_down(received_at, chrono::TimeDelta::hours(1));
         *self
             .reasons
             .entry((node_id.clone(), i16::from(event_type), hour, reason))
@@ -378,7 +374,7 @@ impl Rollup {
         let mut totals = BTreeMap::new();
         for ((_, event_type, minute), (node_id, stored)) in &self.counts {
             *totals
-                .entry((&**node_id, *event_type, truncate(*minute, unit)))
+                .entry((&**node_id, *event_type, round_down(*minute, unit)))
                 .or_default() += stored;
         }
         totals
