@@ -290,7 +290,7 @@ pub async fn failures(
         let attempts = attempts_of(None);
         report.push(FailureType {
             event_type,
-            name: crate::jip3::Event::name_of(event_type).unwrap_or("Unknown"),
+            name: crate::jip3::Event::type_name(event_type),
             count,
             answers: attempt_types
                 .iter()

@@ -143,10 +143,7 @@ struct EventOut {
 impl From<EventRow> for EventOut {
     fn from(row: EventRow) -> Self {
         EventOut {
-            event_name: u8::try_from(row.event_type)
-                .ok()
-                .and_then(Event::name_of)
-                .unwrap_or("Unknown"),
+            event_name: u8::try_from(row.event_type).map_or("Unknown", Event::type_name),
             row,
         }
     }

@@ -289,7 +289,7 @@ fn write_event(out: &mut String, e: &LiveEvent) {
         e.node_id,
         e.event_id,
         e.discriminator,
-        Event::name_of(e.discriminator).unwrap_or("Unknown"),
+        Event::type_name(e.discriminator),
         time::to_rfc3339(e.timestamp),
         e.json(),
     );

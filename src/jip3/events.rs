@@ -45,7 +45,13 @@ macro_rules! events {
 
             /// The event's name as in its JSON tag (`"Unknown"` for unknown ones).
             pub fn name(&self) -> &'static str {
-                Self::name_of(self.discriminator()).unwrap_or("Unknown")
+                Self::type_name(self.discriminator())
+            }
+
+            /// The name of a discriminator as the event's JSON tag has it: `"Unknown"` for one
+            /// JIP-3 does not define.
+            pub fn type_name(discriminator: u8) -> &'static str {
+                Self::name_of(discriminator).unwrap_or("Unknown")
             }
 
             /// The name of a defined discriminator.

@@ -171,10 +171,7 @@ pub async fn event_series(
             None => {
                 index_of.insert(key.clone(), series.len());
                 let name = match group_by {
-                    GroupBy::Type => key
-                        .parse::<u8>()
-                        .ok()
-                        .map(|d| Event::name_of(d).unwrap_or("Unknown")),
+                    GroupBy::Type => key.parse::<u8>().ok().map(Event::type_name),
                     _ => None,
                 };
                 series.push(Series {

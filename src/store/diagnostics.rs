@@ -156,7 +156,7 @@ pub async fn failures(
             claimed_name: row
                 .claimed_type
                 .and_then(|t| u8::try_from(t).ok())
-                .map(|t| Event::name_of(t).unwrap_or("Unknown")),
+                .map(Event::type_name),
             raw: to_hex(&row.raw_head),
             raw_truncated: row.raw_head.len() < row.raw_bytes as usize,
             row,
