@@ -5,9 +5,9 @@
 use actix_web::{web, HttpResponse};
 
 use super::params::{whole_number, Params};
-use super::rest::unknown_node;
-use super::{parse_node_id, read, ApiError, ApiPool};
-use crate::store::{diagnostics, queries};
+use super::rest::read_of_node;
+use super::{parse_node_id, ApiError, ApiPool};
+use crate::store::diagnostics;
 
 /// Rows a page holds when `limit` is not given, and at most.
 const DEFAULT_LIMIT: u64 = 100;
@@ -47,16 +47,17 @@ pub async fn sessions(
 ) -> Result<HttpResponse, ApiError> {
     let node_id = parse_node_id(&path)?;
     let (before, limit) = page(&query)?;
-    let found = read(&pool.0, async |conn| {
-        let sessions = diagnostics::sessions(conn, &node_id, before, limit).await?;
-        if sessions.is_empty() && !queries::node_exists(conn, &node_id).await? {
-            return Ok(None);
-        }
-        let counters = diagnostics::failure_counters(conn, &node_id).await?;
-        Ok(Some((sessions, counters)))
-    })
+    let (sessions, counters) = read_of_node(
+        &pool.0,
+        &node_id,
+        async |conn| {
+            let sessions = diagnostics::sessions(conn, &node_id, before, limit).await?;
+            let counters = diagnostics::failure_counters(conn, &node_id).await?;
+            Ok((sessions, counters))
+        },
+        |(sessions, _)| sessions.is_empty(),
+    )
     .await?;
-    let (sessions, counters) = found.ok_or_else(|| unknown_node(&node_id))?;
     let next = next_before(sessions.iter().map(|s| s.session_id), limit);
     Ok(HttpResponse::Ok().json(serde_json::json!({
         "sessions": sessions,
@@ -82,13 +83,13 @@ pub async fn failures(
 ) -> Result<HttpResponse, ApiError> {
     let node_id = parse_node_id(&path)?;
     let (before, limit) = page(&query)?;
-    let found = read(&pool.0, async |conn| {
-        let failures = diagnostics::failures(conn, &node_id, before, limit).await?;
-        let known = !failures.is_empty() || queries::node_exists(conn, &node_id).await?;
-        Ok(known.then_some(failures))
-    })
+    let failures = read_of_node(
+        &pool.0,
+        &node_id,
+        async |conn| diagnostics::failures(conn, &node_id, before, limit).await,
+        Vec::is_empty,
+    )
     .await?;
-    let failures = found.ok_or_else(|| unknown_node(&node_id))?;
     let next = next_before(failures.iter().map(|f| f.row.id), limit);
     Ok(HttpResponse::Ok().json(serde_json::json!({
         "failures": failures,

@@ -7,9 +7,12 @@ use actix_web::{web, HttpResponse};
 use serde::{Deserialize, Serialize};
 
 use super::params::{ordered, whole_number, Params};
+use diesel_async::AsyncPgConnection;
+
 use super::{parse_node_id, read, ApiError, ApiPool};
 use crate::jip3::Event;
 use crate::store::queries::{self, EventFilter, EventRow, NodeFilter};
+use crate::store::{Pool, StoreError};
 
 /// Events returned when `limit` is not given.
 pub const DEFAULT_LIMIT: u64 = 50;
@@ -260,18 +263,34 @@ pub async fn node_events(
 ) -> Result<HttpResponse, ApiError> {
     let node_id = parse_node_id(&path)?;
     let filter = event_filter(&query, Some(node_id.clone()))?;
-    let rows = read(&pool.0, async |conn| {
-        let rows = queries::recent_events(conn, &filter).await?;
-        // Only an empty answer needs telling "no events yet" from "no such node".
-        let known = !rows.is_empty() || queries::node_exists(conn, &node_id).await?;
-        Ok(known.then_some(rows))
-    })
+    let rows = read_of_node(
+        &pool.0,
+        &node_id,
+        async |conn| queries::recent_events(conn, &filter).await,
+        Vec::is_empty,
+    )
     .await?;
-    rows.map(|rows| events_response(rows, filter.limit))
-        .ok_or_else(|| unknown_node(&node_id))
+    Ok(events_response(rows, filter.limit))
 }
 
-pub(super) fn unknown_node(node_id: &str) -> ApiError {
+/// What `query` reads of the node `node_id`, or a 404 if there is no such node. Only an empty
+/// answer needs telling "nothing yet" from "no such node", so only then is the node looked up.
+pub(super) async fn read_of_node<T>(
+    pool: &Pool,
+    node_id: &str,
+    query: impl AsyncFnOnce(&mut AsyncPgConnection) -> Result<T, StoreError>,
+    is_empty: impl Fn(&T) -> bool,
+) -> Result<T, ApiError> {
+    read(pool, async |conn| {
+        let found = query(conn).await?;
+        let known = !is_empty(&found) || queries::node_exists(conn, node_id).await?;
+        Ok(known.then_some(found))
+    })
+    .await?
+    .ok_or_else(|| unknown_node(node_id))
+}
+
+fn unknown_node(node_id: &str) -> ApiError {
     ApiError::not_found(format!("no node {node_id}"))
 }
 
