@@ -10,7 +10,7 @@ use diesel_async::{AsyncConnection, AsyncPgConnection};
 use tart_backend::config::Config;
 use tart_backend::jip3::Event;
 use tart_backend::server::Server;
-use tart_backend::sim::{Dialects, Params, SimConfig};
+use tart_backend::sim::{Dialects, Faults, Params, SimConfig};
 use tart_backend::store::decoded::Range;
 use tokio_util::sync::CancellationToken;
 
@@ -184,19 +184,26 @@ fn start_demo(server: &Server, nodes: usize) -> CancellationToken {
         nodes,
         params: Params::Mixed,
         dialects: Dialects::MIXED,
+        faults: Faults::demo(nodes),
         ..SimConfig::new(telemetry)
     };
     actix::spawn(tart_backend::sim::run(sim, stop.clone()));
     say(&format!(
         "\nTART is running with {nodes} simulated JAM nodes: half tiny, half full parameters; \
          they take turns through protocol versions 0 and 1 and the GP 0.7 and 0.8 parameter \
-         layouts (every combination from 8 nodes on).\n\
-         \x20 nodes:      http://{api}/api/nodes\n\
-         \x20 events:     http://{api}/api/events?limit=10\n\
-         \x20 live:       ws://{api}/api/ws\n\
-         \x20 metrics:    http://{api}/metrics\n\
-         \x20 dashboard:  cargo run --release --bin tart-dash -- --port {}\n\
-         \x20 real nodes: --telemetry <this host>:{}\n\
+         layouts (every combination from 8 nodes on). Faults are planted for the analytics to \
+         find: node 1 fails a quarter of its outbound connections, node 2 runs \"sloppy-sim\" \
+         (leaves out events 190-192, sends the undefined 250), node 3's clock is 1.5 s ahead, \
+         node 0 reports 100 events lost.\n\
+         \x20 nodes:        http://{api}/api/nodes\n\
+         \x20 events:       http://{api}/api/events?limit=10\n\
+         \x20 network:      http://{api}/api/network\n\
+         \x20 failures:     http://{api}/api/failures\n\
+         \x20 conformance:  http://{api}/api/implementations/sloppy-sim\n\
+         \x20 live:         ws://{api}/api/ws\n\
+         \x20 metrics:      http://{api}/metrics\n\
+         \x20 dashboard:    cargo run --release --bin tart-dash -- --port {}\n\
+         \x20 real nodes:   --telemetry <this host>:{}\n\
          Ctrl-C stops (everything received is written first).",
         api.port(),
         telemetry.port(),

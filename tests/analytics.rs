@@ -916,3 +916,194 @@ async fn linked_events_resolve_both_ways_and_dangling_references_are_marked() {
     assert_eq!(get_json(api, "/api/events/123456789").await.0, 404);
     drop(node);
 }
+
+/// The simulator plants faults and counts what it delivered; the analytics must report exactly
+/// that: a node failing a known share of its outbound connections, a clock 3 s ahead, an
+/// implementation that leaves out types and sends an undefined discriminator, a lost range.
+#[actix_web::test]
+async fn the_simulators_planted_faults_are_reported_as_planted() {
+    use tart_backend::sim::{Faults, SimConfig, Simulation, SLOPPY_IMPLEMENTATION};
+    const FAILING: usize = 1;
+    const SKEWED: usize = 2;
+    const SLOPPY: usize = 3;
+    const DROPPING: usize = 4;
+    const RATE: f64 = 0.25;
+    let db = TestDb::new();
+    let server = counting_server(&db).await;
+    let api = server.api_addr;
+    let config = SimConfig {
+        nodes: 6,
+        seed: 7,
+        slot_duration: std::time::Duration::from_millis(200),
+        duration: Some(std::time::Duration::from_secs(12)),
+        faults: Faults {
+            failing_outbound: vec![(FAILING, RATE)],
+            skewed_clocks: vec![(SKEWED, 3000)],
+            sloppy: vec![SLOPPY],
+            dropped_ranges: vec![(DROPPING, 1000)],
+        },
+        ..SimConfig::new(server.telemetry_addr)
+    };
+    let report = Simulation::new(config)
+        .run(tokio_util::sync::CancellationToken::new())
+        .await;
+    for node in &report.nodes {
+        assert!(
+            eventually_stored(&db, &node.node_id, node.events_sent as i64).await,
+            "node {} stored all {} it sent",
+            node.node_id,
+            node.events_sent
+        );
+    }
+    let [failing, skewed, sloppy, dropping] =
+        [FAILING, SKEWED, SLOPPY, DROPPING].map(|i| &report.nodes[i]);
+
+    // Failures: the failing node's outbound attempts and failures, exactly as sent.
+    let (attempts, failed) = (
+        failing.sent_of("ConnectingOut") as i64,
+        failing.sent_of("ConnectOutFailed") as i64,
+    );
+    assert!(attempts >= 50, "{attempts} outbound attempts");
+    let all_failed: u64 = report
+        .nodes
+        .iter()
+        .map(|n| n.sent_of("ConnectOutFailed"))
+        .sum();
+    let out_failures = || async {
+        let (_, r) = get_json(api, "/api/failures").await;
+        r["failures"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["name"] == "ConnectOutFailed")
+            .cloned()
+            .unwrap_or(Value::Null)
+    };
+    assert!(
+        eventually(WAIT, || async {
+            out_failures().await["count"].as_u64() == Some(all_failed)
+        })
+        .await,
+        "{} failed in all; TART: {}",
+        all_failed,
+        out_failures().await
+    );
+    let out = out_failures().await;
+    let node = out["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["node_id"] == failing.node_id.as_str())
+        .expect("the failing node among the nodes failing")
+        .clone();
+    assert_eq!(
+        (node["count"].as_i64(), node["attempts"].as_i64()),
+        (Some(failed), Some(attempts))
+    );
+    let rate = node["rate"].as_f64().unwrap();
+    assert!((rate - failed as f64 / attempts as f64).abs() < 1e-9);
+    assert!((rate - RATE).abs() < 0.2, "planted {RATE}, sent at {rate}");
+    let reasons: i64 = out["reasons"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["count"].as_i64().unwrap())
+        .sum();
+    assert_eq!(reasons, all_failed as i64, "every failure has its reason");
+
+    // The sloppy implementation's conformance report, once its counts are all written.
+    let defined_sent =
+        sloppy.events_sent - sloppy.sent_by_type[&tart_backend::sim::UNDEFINED_DISCRIMINATOR];
+    let sloppy_report = || async {
+        let path = format!("/api/implementations/{SLOPPY_IMPLEMENTATION}");
+        let (status, list) = get_json(api, &path).await;
+        assert_eq!(status, 200, "{list}");
+        list["versions"][0].clone()
+    };
+    assert!(
+        eventually(WAIT, || async {
+            let types = sloppy_report().await["types_sent"].clone();
+            types
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|t| t["count"].as_u64().unwrap())
+                .sum::<u64>()
+                == defined_sent
+        })
+        .await,
+        "{}",
+        sloppy_report().await
+    );
+    let version = sloppy_report().await;
+    assert_eq!(version["nodes_known"], 1);
+    assert_eq!(version["events_stored"], sloppy.events_sent);
+    let sent: BTreeMap<u8, u64> = version["types_sent"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            (
+                t["event_type"].as_u64().unwrap() as u8,
+                t["count"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    let mut defined = sloppy.sent_by_type.clone();
+    let undefined = defined
+        .remove(&tart_backend::sim::UNDEFINED_DISCRIMINATOR)
+        .expect("some undefined frames");
+    assert_eq!(sent, defined, "types sent, with their counts");
+    let never: HashSet<&str> = version["types_never_sent"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_str().unwrap())
+        .collect();
+    for &silent in tart_backend::sim::SLOPPY_SILENT_TYPES {
+        assert!(never.contains(Event::name_of(silent).unwrap()), "{silent}");
+    }
+    assert_eq!(
+        version["undefined_discriminators"],
+        serde_json::json!([{"what": "250", "count": undefined}])
+    );
+    assert_eq!(version["undefined_events"], undefined);
+    assert_eq!(version["dangling_references"], 0);
+
+    // Clock skew: the skewed node's events are dated 3 s ahead of their arrival.
+    let skew_of = |node: &str| {
+        let path = format!("/api/nodes/{node}/sessions");
+        async move { get_json(api, &path).await.1["sessions"][0]["clock_skew"].clone() }
+    };
+    let ahead = skew_of(&skewed.node_id).await;
+    let p50 = &ahead["p50_ms"];
+    assert!(
+        p50[1].as_f64().unwrap() <= -3000.0 && -3000.0 <= p50[0].as_f64().unwrap(),
+        "{ahead}"
+    );
+    assert_eq!(ahead["absurd"], false);
+    let normal = skew_of(&dropping.node_id).await;
+    assert!(
+        normal["p50_ms"][1].as_f64().unwrap().abs() <= 1024.0,
+        "{normal}"
+    );
+
+    // Drops: the planted range and the odd ones of the natural flow, exactly.
+    assert!(dropping.drops_reported >= 1000);
+    let (_, sessions) = get_json(api, &format!("/api/nodes/{}/sessions", dropping.node_id)).await;
+    assert_eq!(
+        sessions["counters"]["events_dropped"],
+        dropping.drops_reported
+    );
+    let all_drops: u64 = report.nodes.iter().map(|n| n.drops_reported).sum();
+    let problems = || async { get_json(api, "/api/network").await.1["problems"].clone() };
+    assert!(
+        eventually(WAIT, || async {
+            let p = problems().await;
+            p["events_dropped_by_nodes"] == all_drops && p["undefined_events"] == undefined
+        })
+        .await,
+        "{all_drops} dropped and {undefined} undefined sent: {}",
+        problems().await
+    );
+}

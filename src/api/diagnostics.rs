@@ -32,8 +32,9 @@ fn next_before(
 
 /// `GET /api/nodes/{node_id}/sessions?limit=&before=` → `{"sessions": [...], "counters": {...},
 /// "next_before"}`: the node's connections and the refused handshakes that claimed its id, newest
-/// first, each with its state, reasons, handshake facts and counters; `counters` sums them over
-/// all of the node's sessions. 404 for an unknown node.
+/// first, each with its state, reasons, handshake facts, counters and `clock_skew` (p50/p99 of
+/// receive time − event time, as in the implementation report); `counters` sums them over all of
+/// the node's sessions. 404 for an unknown node.
 #[utoipa::path(get, path = "/api/nodes/{node_id}/sessions", tag = "nodes",
     params(("node_id" = String, Path, description = "64 hex digits"),
         ("limit" = Option<u64>, Query, description = "Default 100, at most 1,000"),
@@ -58,7 +59,7 @@ pub async fn sessions(
         |(sessions, _)| sessions.is_empty(),
     )
     .await?;
-    let next = next_before(sessions.iter().map(|s| s.session_id), limit);
+    let next = next_before(sessions.iter().map(|s| s.row.session_id), limit);
     Ok(HttpResponse::Ok().json(serde_json::json!({
         "sessions": sessions,
         "counters": counters,

@@ -4,7 +4,9 @@
 use std::time::Duration;
 
 use clap::Parser;
-use tart_backend::sim::{Dialects, Mix, Params, SimConfig, Simulation, Writes};
+use tart_backend::sim::{
+    parse_node_value, Dialects, Faults, Mix, Params, SimConfig, Simulation, Writes,
+};
 use tokio_util::sync::CancellationToken;
 
 /// As in the server (see `main.rs`): the simulator allocates an event at a time, too.
@@ -56,6 +58,22 @@ struct Args {
     /// Slot length in milliseconds (JAM: 6000).
     #[arg(long, default_value_t = 6000, value_parser = clap::value_parser!(u64).range(1..))]
     slot_ms: u64,
+    /// Planted fault NODE=SHARE: node NODE (0-based) also tries an outbound connection every
+    /// slot, and each of its outbound attempts fails with probability SHARE. Repeatable.
+    #[arg(long, value_name = "NODE=SHARE", value_parser = parse_node_value::<f64>)]
+    fail_outbound: Vec<(usize, f64)>,
+    /// Planted fault NODE=MS: node NODE's clock runs MS milliseconds ahead (negative: behind).
+    #[arg(long, value_name = "NODE=MS", value_parser = parse_node_value::<i64>, allow_hyphen_values = true)]
+    skew_clock: Vec<(usize, i64)>,
+    /// Planted fault: node NODE announces the implementation "sloppy-sim", never sends the
+    /// preimage announcement events (190-192) and sends discriminator 250 (undefined) after
+    /// every 50 events. Repeatable.
+    #[arg(long, value_name = "NODE")]
+    sloppy: Vec<usize>,
+    /// Planted fault NODE=N: in its first slot, node NODE loses N events and reports them with
+    /// Dropped(N). Repeatable.
+    #[arg(long, value_name = "NODE=N", value_parser = parse_node_value::<u64>)]
+    drop_range: Vec<(usize, u64)>,
 }
 
 #[tokio::main]
@@ -84,6 +102,16 @@ async fn main() {
         eprintln!("{e}");
         std::process::exit(2);
     });
+    let faults = Faults {
+        failing_outbound: args.fail_outbound,
+        skewed_clocks: args.skew_clock,
+        sloppy: args.sloppy,
+        dropped_ranges: args.drop_range,
+    };
+    if let Err(e) = faults.check(args.nodes) {
+        eprintln!("{e}");
+        std::process::exit(2);
+    }
     let config = SimConfig {
         nodes: args.nodes,
         rate: args.rate,
@@ -95,6 +123,7 @@ async fn main() {
         slot_duration: Duration::from_millis(args.slot_ms),
         writes: args.writes,
         mix: args.mix,
+        faults,
         ..SimConfig::new(target)
     };
     log::info!(

@@ -12,11 +12,15 @@ use rand::Rng;
 mod plan;
 mod values;
 
+use super::faults::{
+    NodeFaults, SLOPPY_SILENT_TYPES, SLOPPY_UNDEFINED_EVERY, UNDEFINED_DISCRIMINATOR,
+};
 use super::outbox::Outbox;
 use super::world::World;
 use super::Mix;
 use crate::jip3::events::{EventId, Slot, Timestamp};
 use crate::jip3::generate::Generator;
+use crate::jip3::types::HexBytes;
 use crate::jip3::{Event, JamParameters, ProtocolVersion};
 
 /// Microseconds since the run started: the simulator's clock.
@@ -162,6 +166,8 @@ pub struct FlowSettings {
     pub version: ProtocolVersion,
     /// What the pacer fills with.
     pub mix: Mix,
+    /// What is planted in this node.
+    pub faults: NodeFaults,
 }
 
 /// One node's event model: plans each slot into chains and sends their events when due.
@@ -188,6 +194,8 @@ pub struct Flow {
     /// Events and Status events sent so far, for [`Mix::HalfStatus`].
     sent: u64,
     statuses_sent: u64,
+    /// A planted range of lost events, until the slot that reports it is planned.
+    planted_drop: Option<u64>,
 }
 
 impl Flow {
@@ -205,6 +213,7 @@ impl Flow {
                 last: 0,
             }),
             cover_at: None,
+            planted_drop: timing.faults.dropped_range,
             timing,
             next_slot: 0,
             queue: BinaryHeap::new(),
@@ -321,12 +330,25 @@ impl Flow {
     }
 
     fn emit(&mut self, at: Micros, event: &Event, out: &mut Outbox) -> EventId {
+        let sloppy = self.timing.faults.sloppy;
+        if sloppy && SLOPPY_SILENT_TYPES.contains(&event.discriminator()) {
+            // Left out. No event refers to these types, so the ID given back is never used.
+            return out.newest_id().unwrap_or(0);
+        }
         if let Some(pacer) = &mut self.pacer {
             pacer.credit -= 1.0;
         }
         self.sent += 1;
         self.statuses_sent += u64::from(matches!(event, Event::Status { .. }));
-        out.push(self.timing.jam_start + at, event)
+        let id = out.push(self.timing.jam_start + at, event);
+        if sloppy && self.sent.is_multiple_of(SLOPPY_UNDEFINED_EVERY) {
+            let undefined = Event::Unknown {
+                discriminator: UNDEFINED_DISCRIMINATOR,
+                raw: HexBytes(vec![0xde, 0xad]),
+            };
+            out.push(self.timing.jam_start + at, &undefined);
+        }
+        id
     }
 
     /// Sends a generated event of type `d` whose reference, if any, points at the newest event of
@@ -435,6 +457,7 @@ mod tests {
             all_types,
             version,
             mix: Mix::Natural,
+            faults: NodeFaults::default(),
         };
         Flow::new(world, index, params, settings)
     }
@@ -543,6 +566,48 @@ mod tests {
             let by_event_id = matches!(closed, crate::jip3::types::ClosedStream::OpenedEvent(_));
             assert_eq!(by_event_id, version == ProtocolVersion::V1, "{closed:?}");
         }
+    }
+
+    #[test]
+    fn planted_faults_shape_what_a_node_sends() {
+        let mut faulty = flow(2, JamParameters::tiny(), None, true);
+        faulty.timing.faults = NodeFaults {
+            outbound_failure_rate: Some(0.5),
+            clock_skew_us: 0,
+            sloppy: true,
+            dropped_range: Some(1000),
+        };
+        faulty.planted_drop = Some(1000);
+        let events = play(faulty, 600);
+        let counts = check_links(&events);
+        for d in SLOPPY_SILENT_TYPES {
+            assert!(!counts.contains_key(d), "sent {d}, even with all types");
+        }
+        let undefined = counts[&UNDEFINED_DISCRIMINATOR] as u64;
+        let defined = events.len() as u64 - undefined;
+        assert_eq!(undefined, defined / SLOPPY_UNDEFINED_EVERY);
+        let (attempts, failed) = (counts[&24] as f64, counts[&25] as f64);
+        assert!(
+            attempts >= 100.0,
+            "{attempts} outbound attempts in 100 slots"
+        );
+        assert!(
+            (0.35..0.65).contains(&(failed / attempts)),
+            "{failed} of {attempts} failed"
+        );
+        let planted = events
+            .iter()
+            .position(|(_, e)| {
+                matches!(
+                    e,
+                    Event::Dropped {
+                        num_dropped: 1000,
+                        ..
+                    }
+                )
+            })
+            .expect("the planted Dropped(1000)");
+        assert_eq!(events[planted + 1].0, events[planted].0 + 1000);
     }
 
     #[test]

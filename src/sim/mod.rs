@@ -15,23 +15,30 @@
 //! Use: `let sim = Simulation::new(config); let stats = sim.stats(); sim.run(stop).await` gives a
 //! [`SimReport`]; `stats.events_sent()` reads the live total meanwhile.
 
+mod faults;
 mod flow;
 mod node;
 mod outbox;
 mod world;
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+pub use faults::{
+    parse_node_value, Faults, NodeFaults, SLOPPY_IMPLEMENTATION, SLOPPY_SILENT_TYPES,
+    UNDEFINED_DISCRIMINATOR,
+};
 pub use world::{gp_version, Dialects, NodeDialect, Params};
 
+use crate::jip3::NodeInformation;
 use flow::{Flow, FlowSettings};
 use node::{Clock, Node};
 use outbox::Outbox;
@@ -62,6 +69,8 @@ pub struct SimConfig {
     pub writes: Writes,
     /// Which events fill up to the rate.
     pub mix: Mix,
+    /// Faults planted in some nodes.
+    pub faults: Faults,
 }
 
 /// How a simulated node writes its frames to the socket.
@@ -99,6 +108,7 @@ impl SimConfig {
             max_backoff: Duration::from_secs(5),
             writes: Writes::Batched,
             mix: Mix::Natural,
+            faults: Faults::default(),
         }
     }
 }
@@ -113,11 +123,28 @@ pub struct NodeStats {
     events_sent: AtomicU64,
     connections: AtomicU64,
     events_lost: AtomicU64,
+    /// Frames delivered per discriminator, and the IDs their Dropped frames stood for.
+    delivered: Mutex<Delivered>,
+}
+
+/// What a node's writes delivered, by type.
+#[derive(Debug)]
+struct Delivered {
+    by_type: [u64; 256],
+    drops_reported: u64,
 }
 
 impl NodeStats {
-    fn sent(&self, events: u64) {
-        self.events_sent.fetch_add(events, Ordering::Relaxed);
+    /// Counts the frames of a write that went out.
+    fn sent(&self, out: &Outbox) {
+        let (types, drops) = out.pending_types();
+        self.events_sent
+            .fetch_add(types.len() as u64, Ordering::Relaxed);
+        let mut delivered = self.delivered.lock().expect("never poisoned");
+        for &d in types {
+            delivered.by_type[usize::from(d)] += 1;
+        }
+        delivered.drops_reported += drops;
     }
 
     fn connected(&self) {
@@ -129,6 +156,7 @@ impl NodeStats {
     }
 
     fn report(&self) -> NodeReport {
+        let delivered = self.delivered.lock().expect("never poisoned");
         NodeReport {
             node_id: self.node_id.clone(),
             implementation: self.implementation.clone(),
@@ -137,6 +165,11 @@ impl NodeStats {
             events_sent: self.events_sent.load(Ordering::Relaxed),
             connections: self.connections.load(Ordering::Relaxed),
             events_lost: self.events_lost.load(Ordering::Relaxed),
+            sent_by_type: (0..=u8::MAX)
+                .filter(|&d| delivered.by_type[usize::from(d)] > 0)
+                .map(|d| (d, delivered.by_type[usize::from(d)]))
+                .collect(),
+            drops_reported: delivered.drops_reported,
         }
     }
 }
@@ -178,6 +211,19 @@ pub struct NodeReport {
     pub connections: u64,
     /// Event IDs a lost connection never delivered (reported as Dropped on the next).
     pub events_lost: u64,
+    /// Frames delivered per discriminator (undefined ones included): ground truth for what
+    /// TART counts.
+    pub sent_by_type: BTreeMap<u8, u64>,
+    /// The sum of N over the Dropped(N) frames delivered.
+    pub drops_reported: u64,
+}
+
+impl NodeReport {
+    /// Frames delivered of the type named (as JIP-3 names it).
+    pub fn sent_of(&self, name: &str) -> u64 {
+        let d = crate::jip3::Event::type_from_text(name).expect("a defined event type");
+        self.sent_by_type.get(&d).copied().unwrap_or(0)
+    }
 }
 
 /// What a run did.
@@ -257,9 +303,9 @@ impl Simulation {
         };
         let nodes = (0..config.nodes)
             .map(|i| {
-                let (params, dialect) = (config.params.for_node(i), config.dialects.for_node(i));
-                let core_count = params.core_count;
-                let info = world.node_information(i, params, dialect);
+                let info = node_information(&config, world, i);
+                let core_count = config.params.for_node(i).core_count;
+                let dialect = config.dialects.for_node(i);
                 NodeStats {
                     node_id: info.node_id(),
                     implementation: info.implementation_name.0.clone(),
@@ -268,6 +314,10 @@ impl Simulation {
                     events_sent: AtomicU64::new(0),
                     connections: AtomicU64::new(0),
                     events_lost: AtomicU64::new(0),
+                    delivered: Mutex::new(Delivered {
+                        by_type: [0; 256],
+                        drops_reported: 0,
+                    }),
                 }
             })
             .collect();
@@ -303,22 +353,26 @@ impl Simulation {
         for index in 0..self.config.nodes {
             let params = self.config.params.for_node(index);
             let dialect = self.config.dialects.for_node(index);
+            let faults = self.config.faults.for_node(index);
             let settings = FlowSettings {
                 slot: self.config.slot_duration.as_micros().max(1) as u64,
-                jam_start,
+                // A skewed clock dates the node's own events, Dropped's included.
+                jam_start: jam_start.saturating_add_signed(faults.clock_skew_us),
                 first_slot: (jam_start / (u64::from(params.slot_seconds) * 1_000_000)) as u32,
                 rate: self.config.rate,
                 all_types: self.config.all_types,
                 version: dialect.version,
                 mix: self.config.mix,
+                faults,
             };
             let node = Node {
                 index,
-                info: self.world.node_information(index, params.clone(), dialect),
+                info: node_information(&self.config, self.world, index),
                 flow: Flow::new(self.world, index, params, settings),
                 target: self.config.target,
                 max_backoff: self.config.max_backoff,
                 writes: self.config.writes,
+                clock_skew_us: faults.clock_skew_us,
                 clock,
                 stats: self.stats.clone(),
                 out: Outbox::default(),
@@ -332,6 +386,19 @@ impl Simulation {
         }
         self.stats.report()
     }
+}
+
+/// What node `index` announces: a sloppy node its own implementation.
+fn node_information(config: &SimConfig, world: World, index: usize) -> NodeInformation {
+    let (params, dialect) = (
+        config.params.for_node(index),
+        config.dialects.for_node(index),
+    );
+    let mut info = world.node_information(index, params, dialect);
+    if config.faults.for_node(index).sloppy {
+        info.implementation_name = SLOPPY_IMPLEMENTATION.into();
+    }
+    info
 }
 
 /// Runs `config` until `stop` or its duration: the one-call form of [`Simulation`].

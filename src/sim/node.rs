@@ -53,6 +53,8 @@ pub struct Node {
     pub target: SocketAddr,
     pub max_backoff: Duration,
     pub writes: Writes,
+    /// A planted fault: how far ahead the node's clock is.
+    pub clock_skew_us: i64,
     pub clock: Clock,
     pub stats: Arc<SimStats>,
     pub out: Outbox,
@@ -158,8 +160,9 @@ impl Node {
                     if self.out.pending().1 == 0 {
                         continue;
                     }
-                    self.out.stamp(crate::jip3::time::now());
-                    let (bytes, count) = self.out.pending();
+                    self.out
+                        .stamp(crate::jip3::time::now().saturating_add_signed(self.clock_skew_us));
+                    let (bytes, _) = self.out.pending();
                     let stopped = async {
                         stop.cancelled().await;
                         tokio::time::sleep(STOP_GRACE).await;
@@ -182,7 +185,7 @@ impl Node {
                     if let Err(e) = written {
                         return Ended::Lost(e.to_string());
                     }
-                    self.stats.nodes[self.index].sent(count);
+                    self.stats.nodes[self.index].sent(&self.out);
                     self.out.clear();
                 }
             }

@@ -36,7 +36,9 @@ pub struct Outbox {
     /// Where each frame in `buf` that takes the sending time starts (all but Dropped, whose
     /// time is that of the first event it stands for).
     stamped_frames: Vec<usize>,
-    queued: u64,
+    /// The discriminator of each frame in `buf`, and the sum of N over its Dropped(N) frames.
+    types: Vec<u8>,
+    drops: u64,
 }
 
 impl Default for Outbox {
@@ -49,7 +51,8 @@ impl Default for Outbox {
             last_id: [None; 256],
             buf: Vec::with_capacity(16 * 1024),
             stamped_frames: Vec::new(),
-            queued: 0,
+            types: Vec::new(),
+            drops: 0,
         }
     }
 }
@@ -73,7 +76,10 @@ impl Outbox {
             Event::Dropped {
                 num_dropped,
                 last_timestamp,
-            } => (*num_dropped, *last_timestamp),
+            } => {
+                self.drops += num_dropped;
+                (*num_dropped, *last_timestamp)
+            }
             _ => (1, timestamp),
         };
         self.next_id += advance;
@@ -81,7 +87,7 @@ impl Outbox {
         self.unsent_times = Some((first, last));
         self.newest_id = Some(id);
         self.last_id[usize::from(discriminator)] = Some(id);
-        self.queued += 1;
+        self.types.push(discriminator);
         id
     }
 
@@ -96,7 +102,12 @@ impl Outbox {
 
     /// The framed bytes waiting, and how many events they hold.
     pub fn pending(&self) -> (&[u8], u64) {
-        (&self.buf, self.queued)
+        (&self.buf, self.types.len() as u64)
+    }
+
+    /// The discriminator of each waiting frame, and the IDs their Dropped frames stand for.
+    pub fn pending_types(&self) -> (&[u8], u64) {
+        (&self.types, self.drops)
     }
 
     /// Gives every waiting frame but Dropped the time it goes on the wire. The simulator collects a tick's
@@ -121,7 +132,8 @@ impl Outbox {
     pub fn discard(&mut self) {
         self.buf.clear();
         self.stamped_frames.clear();
-        self.queued = 0;
+        self.types.clear();
+        self.drops = 0;
     }
 
     /// A new connection is a new ID sequence starting at 0. Returns what the old one never
@@ -174,6 +186,7 @@ mod tests {
         let mut bytes = BytesMut::from(&crate::jip3::codec::frame(&info.to_bytes())[..]);
         let (frames, count) = out.pending();
         assert_eq!(count, 3);
+        assert_eq!(out.pending_types(), (&[13, 0, 13][..], 5));
         bytes.extend_from_slice(frames);
         let mut codec = FrameCodec::default();
         let first = codec.decode(&mut bytes).unwrap().unwrap();

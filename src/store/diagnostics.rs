@@ -2,11 +2,12 @@
 //! refused, disconnected, and why) and the frames of it that did not decode.
 
 use chrono::{DateTime, Utc};
-use diesel::sql_types::{BigInt, Integer, Nullable, SmallInt, Text, Timestamptz};
+use diesel::sql_types::{Array, BigInt, Integer, Nullable, SmallInt, Text, Timestamptz};
 use diesel::QueryableByName;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use serde::Serialize;
 
+use super::implementations::ClockSkew;
 use super::StoreError;
 use crate::jip3::types::to_hex;
 use crate::jip3::Event;
@@ -64,15 +65,34 @@ pub struct SessionRow {
     pub dangling_references: i64,
 }
 
+/// A session with how far its event times were from when they arrived.
+#[derive(Debug, Serialize)]
+pub struct Session {
+    #[serde(flatten)]
+    pub row: SessionRow,
+    pub clock_skew: ClockSkew,
+}
+
+#[derive(Debug, QueryableByName)]
+struct SessionSkew {
+    #[diesel(sql_type = BigInt)]
+    session_id: i64,
+    #[diesel(sql_type = SmallInt)]
+    bucket: i16,
+    #[diesel(sql_type = BigInt)]
+    event_count: i64,
+}
+
 /// The node's sessions, newest first, `limit` of them with ids below `before`. Served by
-/// `node_sessions_by_node` and, for refused handshakes, `node_sessions_refused_by_claim`.
+/// `node_sessions_by_node` and, for refused handshakes, `node_sessions_refused_by_claim`; their
+/// clock skew by the primary key of `session_clock_skew`.
 pub async fn sessions(
     conn: &mut AsyncPgConnection,
     node_id: &str,
     before: Option<i64>,
     limit: i64,
-) -> Result<Vec<SessionRow>, StoreError> {
-    let rows = diesel::sql_query(
+) -> Result<Vec<Session>, StoreError> {
+    let rows: Vec<SessionRow> = diesel::sql_query(
         "SELECT s.session_id, \
              CASE WHEN s.refusal IS NOT NULL THEN 'refused' \
                   WHEN s.disconnected_at IS NULL THEN 'connected' ELSE 'disconnected' END AS state, \
@@ -91,7 +111,28 @@ pub async fn sessions(
     .bind::<BigInt, _>(limit)
     .load(conn)
     .await?;
-    Ok(rows)
+    let ids: Vec<i64> = rows.iter().map(|r| r.session_id).collect();
+    let skews: Vec<SessionSkew> = diesel::sql_query(
+        "SELECT session_id, bucket, event_count FROM session_clock_skew \
+         WHERE session_id = ANY($1)",
+    )
+    .bind::<Array<BigInt>, _>(&ids)
+    .load(conn)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|row| {
+            let buckets: Vec<(i8, i64)> = skews
+                .iter()
+                .filter(|s| s.session_id == row.session_id)
+                .filter_map(|s| Some((i8::try_from(s.bucket).ok()?, s.event_count)))
+                .collect();
+            Session {
+                clock_skew: ClockSkew::of(&buckets),
+                row,
+            }
+        })
+        .collect())
 }
 
 /// A frame of the node that did not decode.

@@ -151,7 +151,8 @@ pub struct ClockSkew {
 }
 
 impl ClockSkew {
-    fn of(buckets: &[(i8, i64)]) -> ClockSkew {
+    /// From (bucket, events) counts.
+    pub fn of(buckets: &[(i8, i64)]) -> ClockSkew {
         let p50 = skew::percentile(buckets, 0.5);
         ClockSkew {
             events: buckets.iter().map(|(_, n)| n).sum(),

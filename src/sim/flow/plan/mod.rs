@@ -46,6 +46,7 @@ impl Flow {
         self.plan_guaranteeing(slot, t0);
         self.plan_availability(slot, t0);
         self.plan_peers(t0);
+        self.plan_failing_outbound(t0);
         // Each serving-side chain happens now and then; the pacer uses them as filler too.
         for _ in 0..self.upto(2) {
             let at = t0 + self.delay(Delay(0.0, 1.0));
@@ -56,6 +57,20 @@ impl Flow {
         if self.chance(0.2) {
             let at = t0 + self.delay(Delay(0.2, 0.8));
             let chain = self.preimage_out(at);
+            self.push(chain);
+        }
+        if let Some(num_dropped) = self.planted_drop.take() {
+            // Planted: a range lost early in the run (in its first slot), said with Dropped.
+            let at = t0 + self.delay(Delay(0.5, 0.6));
+            let mut chain = Chain::at(at);
+            let last_timestamp = self.timing.jam_start + at;
+            chain.then(
+                NOW,
+                Event::Dropped {
+                    last_timestamp,
+                    num_dropped,
+                },
+            );
             self.push(chain);
         }
         if self.one_in(20) {
@@ -156,14 +171,27 @@ impl Flow {
         failed: impl FnOnce(Reason) -> Event,
         ok: Event,
     ) -> bool {
-        if self.one_in(one_in) {
+        let fails = self.one_in(one_in);
+        self.answer(chain, to, fails, failed, ok)
+    }
+
+    /// The answer to the event at `to`, a hop later: `failed` with a network error if `fails`,
+    /// else `ok`. Returns whether it went well.
+    fn answer(
+        &mut self,
+        chain: &mut Chain,
+        to: usize,
+        fails: bool,
+        failed: impl FnOnce(Reason) -> Event,
+        ok: Event,
+    ) -> bool {
+        if fails {
             let reason = self.reason(NETWORK_ERRORS);
             chain.reply(HOP, to, failed(reason));
-            false
         } else {
             chain.reply(HOP, to, ok);
-            true
         }
+        !fails
     }
 
     /// A short chain of the kind that scales with network size, to pad towards the rate.

@@ -31,20 +31,7 @@ impl Flow {
                     let ok = self.outcome(&mut chain, connecting, 5, failed, connected);
                     (ConnectionSide::Remote, ok)
                 } else {
-                    let connecting = Event::ConnectingOut {
-                        peer_id,
-                        peer_address,
-                    };
-                    let connecting = chain.then(NOW, connecting);
-                    let failed = |reason| Event::ConnectOutFailed {
-                        connecting_event_id: 0,
-                        reason,
-                    };
-                    let connected = Event::ConnectedOut {
-                        connecting_event_id: 0,
-                    };
-                    let ok = self.outcome(&mut chain, connecting, 5, failed, connected);
-                    (ConnectionSide::Local, ok)
+                    (ConnectionSide::Local, self.connect_out(&mut chain, peer))
                 };
                 if connected {
                     chain.then(
@@ -84,5 +71,43 @@ impl Flow {
             _ => return,
         }
         self.push(chain);
+    }
+
+    /// A planted fault: a node whose outbound connections fail at a known rate also tries one
+    /// every slot, so that rate shows over few slots. Not optional: a rate does not skip it.
+    pub(in crate::sim::flow) fn plan_failing_outbound(&mut self, t0: Micros) {
+        if self.timing.faults.outbound_failure_rate.is_none() {
+            return;
+        }
+        let at = t0 + self.delay(Delay(0.0, 1.0));
+        let mut chain = Chain::at(at);
+        let peer = self.peer_index();
+        self.connect_out(&mut chain, peer);
+        self.push(chain);
+    }
+
+    /// An outbound connection attempt to `peer` and its outcome: it fails one time in five, or
+    /// at the planted rate. Returns whether it connected.
+    fn connect_out(&mut self, chain: &mut Chain, peer: usize) -> bool {
+        let (peer_id, peer_address) = (self.world.peer_id(peer), self.world.peer_address(peer));
+        let connecting = chain.then(
+            NOW,
+            Event::ConnectingOut {
+                peer_id,
+                peer_address,
+            },
+        );
+        let fails = match self.timing.faults.outbound_failure_rate {
+            Some(rate) => self.chance(rate),
+            None => self.one_in(5),
+        };
+        let failed = |reason| Event::ConnectOutFailed {
+            connecting_event_id: 0,
+            reason,
+        };
+        let connected = Event::ConnectedOut {
+            connecting_event_id: 0,
+        };
+        self.answer(chain, connecting, fails, failed, connected)
     }
 }

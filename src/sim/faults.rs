@@ -1,0 +1,168 @@
+//! Faults planted in chosen nodes, so that what TART reports about them can be checked against
+//! what the simulator really sent (the tests do) and seen in the demo: outbound connections that
+//! fail at a known rate, a clock that is off, an implementation that leaves out some event types
+//! and sends one JIP-3 does not define, and a range of events lost and reported as Dropped.
+
+use std::str::FromStr;
+
+/// The implementation a sloppy node announces, so its conformance report is its own.
+pub const SLOPPY_IMPLEMENTATION: &str = "sloppy-sim";
+/// The types a sloppy node never sends: the preimage announcement events. No event refers to
+/// them, so leaving them out makes no reference dangle.
+pub const SLOPPY_SILENT_TYPES: &[u8] = &[190, 191, 192];
+/// The discriminator a sloppy node sends that JIP-3 does not define...
+pub const UNDEFINED_DISCRIMINATOR: u8 = 250;
+/// ...after every this many events it sends.
+pub const SLOPPY_UNDEFINED_EVERY: u64 = 50;
+
+/// Faults by node index; a node may have several.
+#[derive(Debug, Clone, Default)]
+pub struct Faults {
+    /// (node, share): the node attempts an outbound connection every slot (besides its churn),
+    /// and each of its outbound attempts fails with this probability.
+    pub failing_outbound: Vec<(usize, f64)>,
+    /// (node, ms): the node's clock is this far ahead of the true time (negative: behind).
+    pub skewed_clocks: Vec<(usize, i64)>,
+    /// Nodes of [`SLOPPY_IMPLEMENTATION`].
+    pub sloppy: Vec<usize>,
+    /// (node, N): once, early in its run, the node loses N events and says so with Dropped(N).
+    pub dropped_ranges: Vec<(usize, u64)>,
+}
+
+/// The faults of one node.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NodeFaults {
+    pub outbound_failure_rate: Option<f64>,
+    pub clock_skew_us: i64,
+    pub sloppy: bool,
+    pub dropped_range: Option<u64>,
+}
+
+impl Faults {
+    /// What `--demo` plants, so its analytics have something to find, in the nodes that exist:
+    /// node 1 fails a quarter of its outbound connections, node 2 is sloppy, node 3's clock is
+    /// 1.5 s ahead and node 0 reports 100 events lost.
+    pub fn demo(nodes: usize) -> Faults {
+        Faults {
+            failing_outbound: vec![(1, 0.25)],
+            skewed_clocks: vec![(3, 1500)],
+            sloppy: vec![2],
+            dropped_ranges: vec![(0, 100)],
+        }
+        .within(nodes)
+    }
+
+    /// Only the faults of nodes below `nodes`.
+    fn within(mut self, nodes: usize) -> Faults {
+        self.failing_outbound.retain(|p| p.0 < nodes);
+        self.skewed_clocks.retain(|p| p.0 < nodes);
+        self.sloppy.retain(|&i| i < nodes);
+        self.dropped_ranges.retain(|p| p.0 < nodes);
+        self
+    }
+
+    pub fn for_node(&self, index: usize) -> NodeFaults {
+        let of = |pairs: &[(usize, f64)]| pairs.iter().find(|(i, _)| *i == index).map(|p| p.1);
+        NodeFaults {
+            outbound_failure_rate: of(&self.failing_outbound),
+            clock_skew_us: self
+                .skewed_clocks
+                .iter()
+                .find(|(i, _)| *i == index)
+                .map_or(0, |(_, ms)| ms.saturating_mul(1000)),
+            sloppy: self.sloppy.contains(&index),
+            dropped_range: self
+                .dropped_ranges
+                .iter()
+                .find(|(i, _)| *i == index)
+                .map(|p| p.1),
+        }
+    }
+
+    /// The first fault naming a node that is not simulated, or a rate outside 0..=1.
+    pub fn check(&self, nodes: usize) -> Result<(), String> {
+        let indices = self
+            .failing_outbound
+            .iter()
+            .map(|p| p.0)
+            .chain(self.skewed_clocks.iter().map(|p| p.0))
+            .chain(self.sloppy.iter().copied())
+            .chain(self.dropped_ranges.iter().map(|p| p.0));
+        for index in indices {
+            if index >= nodes {
+                return Err(format!(
+                    "a fault is planted in node {index}, but nodes are numbered 0 to {}",
+                    nodes.saturating_sub(1)
+                ));
+            }
+        }
+        match self
+            .failing_outbound
+            .iter()
+            .find(|(_, r)| !(0.0..=1.0).contains(r))
+        {
+            Some((index, rate)) => Err(format!(
+                "node {index}: an outbound failure rate must be between 0 and 1, not {rate}"
+            )),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Parses `NODE=VALUE` (a command-line fault).
+pub fn parse_node_value<T: FromStr>(text: &str) -> Result<(usize, T), String> {
+    let (node, value) = text
+        .split_once('=')
+        .ok_or_else(|| format!("{text:?}: expected NODE=VALUE"))?;
+    let node = node
+        .trim()
+        .parse()
+        .map_err(|_| format!("{node:?} is not a node number"))?;
+    let value = value
+        .trim()
+        .parse()
+        .map_err(|_| format!("{value:?} is not a valid value"))?;
+    Ok((node, value))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::jip3::links::is_referable;
+    use crate::jip3::Event;
+
+    #[test]
+    fn silent_types_are_defined_and_never_referred_to_and_the_undefined_one_is_not_defined() {
+        for &d in SLOPPY_SILENT_TYPES {
+            assert!(Event::name_of(d).is_some(), "{d}");
+            assert!(!is_referable(d), "{d} is a reference target");
+        }
+        assert!(Event::name_of(UNDEFINED_DISCRIMINATOR).is_none());
+    }
+
+    #[test]
+    fn faults_parse_and_are_checked() {
+        assert_eq!(parse_node_value::<f64>("3=0.25"), Ok((3, 0.25)));
+        assert_eq!(parse_node_value::<i64>("1=-2500"), Ok((1, -2500)));
+        assert!(parse_node_value::<f64>("3").is_err());
+        assert!(parse_node_value::<f64>("x=1").is_err());
+        let faults = Faults {
+            failing_outbound: vec![(1, 0.5)],
+            skewed_clocks: vec![(2, -3)],
+            sloppy: vec![3],
+            dropped_ranges: vec![(0, 9)],
+        };
+        assert!(faults.check(4).is_ok());
+        assert!(faults.check(3).unwrap_err().contains("node 3"));
+        let node = faults.for_node(2);
+        assert_eq!(node.clock_skew_us, -3000);
+        assert!(node.outbound_failure_rate.is_none() && !node.sloppy);
+        let bad = Faults {
+            failing_outbound: vec![(0, 1.5)],
+            ..Faults::default()
+        };
+        assert!(bad.check(1).unwrap_err().contains("between 0 and 1"));
+        assert!(Faults::demo(16).check(16).is_ok());
+        assert!(Faults::demo(2).check(2).is_ok());
+    }
+}
