@@ -236,6 +236,7 @@ fn spawn_legacy_conversion(pool: store::Pool) {
 /// deletes event counts past their retention (README, "Storage").
 fn spawn_upkeep(pool: store::Pool, config: &Config) {
     let (ahead, retention) = (config.partitions_ahead_days, config.retention_days);
+    let pool_for_vacuum = pool.clone();
     let (minute_days, hour_days) = (
         config.minute_stats_retention_days,
         config.hourly_stats_retention_days,
@@ -262,6 +263,31 @@ fn spawn_upkeep(pool: store::Pool, config: &Config) {
                 ),
                 Ok(_) => {}
                 Err(e) => log::error!("deleting event counts past their retention failed: {e}"),
+            }
+        }
+    });
+    if config.vacuum_interval_secs > 0 {
+        spawn_vacuum(
+            pool_for_vacuum,
+            Duration::from_secs(config.vacuum_interval_secs),
+        );
+    }
+}
+
+/// Vacuums the bookkeeping tables every `interval` (see `aggregates::vacuum_bookkeeping`).
+fn spawn_vacuum(pool: store::Pool, interval: Duration) {
+    actix::spawn(async move {
+        let mut ticks = tokio::time::interval(interval);
+        ticks.tick().await;
+        loop {
+            ticks.tick().await;
+            let vacuumed = match pool.get().await {
+                Ok(mut conn) => aggregates::vacuum_bookkeeping(&mut conn).await,
+                Err(e) => Err(e.into()),
+            };
+            // At most one line per interval: no throttle needed.
+            if let Err(e) = vacuumed {
+                log::warn!("vacuuming the bookkeeping tables failed: {e}");
             }
         }
     });

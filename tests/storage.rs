@@ -220,3 +220,48 @@ async fn events_kept_as_json_are_converted_to_wire_form_in_place() {
     assert!(String::from_utf8_lossy(&refused.stderr).contains("NoSuchEvent"));
     drop(server);
 }
+
+/// The bookkeeping tables are rewritten every second; the server vacuums them itself (a
+/// database with autovacuum off would otherwise pile up their dead rows), so each shows a
+/// manual vacuum after the interval.
+#[actix_web::test]
+async fn the_server_vacuums_its_bookkeeping_tables() {
+    let db = TestDb::new();
+    let server = TestServer::start(tart_backend::config::Config {
+        vacuum_interval_secs: 1,
+        ..test_config(&db)
+    })
+    .await;
+    let mut node = FakeNode::connect(server.telemetry_addr, node_info(3, 2)).await;
+    node.send_events(&[tart_backend::jip3::TimedEvent {
+        timestamp: jam_now(0),
+        event: Event::BestBlockChanged {
+            slot: 7,
+            header_hash: tart_backend::jip3::types::Hash([7; 32]),
+        },
+    }])
+    .await;
+    assert!(
+        eventually_count(
+            &db,
+            WAIT,
+            "SELECT count(*) AS n FROM pg_stat_user_tables \
+             WHERE relname = ANY(string_to_array($1, ',')) AND last_vacuum IS NOT NULL",
+            "nodes,node_sessions,node_latest_slots,failure_counts_hourly",
+            4,
+        )
+        .await,
+        "the bookkeeping tables were vacuumed"
+    );
+    // And the rollup kept the node's newest slot in its row.
+    assert!(
+        eventually_count(
+            &db,
+            WAIT,
+            "SELECT best_slot AS n FROM node_latest_slots WHERE node_id = $1",
+            &node.node_id(),
+            7,
+        )
+        .await
+    );
+}

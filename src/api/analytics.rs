@@ -232,27 +232,28 @@ pub async fn failures(
         .iter()
         .map(|&d| (d, failures::attempts_of(d)))
         .collect();
-    let mut wanted: Vec<i16> = answered
-        .iter()
-        .flat_map(|(d, attempts)| std::iter::once(d).chain(attempts.iter()))
-        .map(|&d| i16::from(d))
-        .collect();
-    wanted.sort_unstable();
-    wanted.dedup();
-    let (counts, reasons) = read(&pool.0, async |conn| {
-        let counts = aggregates::type_node_counts(conn, from, to, &wanted).await?;
+    let (counts, reasons, ids) = read(&pool.0, async |conn| {
+        let counts = aggregates::failure_counts(conn, from, to).await?;
         let reasons = aggregates::failure_reasons(conn, from, to).await?;
-        Ok((counts, reasons))
+        let mut failing: Vec<i32> = counts
+            .iter()
+            .filter(|c| u8::try_from(c.event_type).is_ok_and(failures::is_failure))
+            .map(|c| c.node_key)
+            .collect();
+        failing.sort_unstable();
+        failing.dedup();
+        let ids = aggregates::node_ids(conn, &failing).await?;
+        Ok((counts, reasons, ids))
     })
     .await?;
-    // Indexed once: each failing node's attempts are looked up, not searched for.
-    let mut per_node: HashMap<(i16, &str), i64> = HashMap::new();
+    // Summed over the hours and indexed once: each failing node's attempts are looked up.
+    let mut per_node: HashMap<(i16, i32), i64> = HashMap::new();
     let mut per_type: HashMap<i16, i64> = HashMap::new();
     for c in &counts {
-        *per_node.entry((c.event_type, &c.node_id)).or_default() += c.events;
+        *per_node.entry((c.event_type, c.node_key)).or_default() += c.events;
         *per_type.entry(c.event_type).or_default() += c.events;
     }
-    let count_of = |event_type: u8, node: Option<&str>| -> i64 {
+    let count_of = |event_type: u8, node: Option<i32>| -> i64 {
         let event_type = i16::from(event_type);
         match node {
             Some(node) => per_node.get(&(event_type, node)).copied().unwrap_or(0),
@@ -266,17 +267,17 @@ pub async fn failures(
             continue;
         }
         let attempts_of =
-            |node: Option<&str>| -> i64 { attempt_types.iter().map(|&a| count_of(a, node)).sum() };
-        let mut nodes: Vec<NodeFailures> = counts
+            |node: Option<i32>| -> i64 { attempt_types.iter().map(|&a| count_of(a, node)).sum() };
+        let mut nodes: Vec<NodeFailures> = per_node
             .iter()
-            .filter(|c| c.event_type == i16::from(event_type) && c.events > 0)
-            .map(|c| {
-                let attempts = attempts_of(Some(&c.node_id));
+            .filter(|((t, _), n)| *t == i16::from(event_type) && **n > 0)
+            .map(|(&(_, node_key), &count)| {
+                let attempts = attempts_of(Some(node_key));
                 NodeFailures {
-                    node_id: c.node_id.clone(),
-                    count: c.events,
+                    node_id: ids.get(&node_key).cloned().unwrap_or_default(),
+                    count,
                     attempts,
-                    rate: rate(c.events, attempts),
+                    rate: rate(count, attempts),
                 }
             })
             .collect();

@@ -36,6 +36,31 @@ pub fn attempts_of(discriminator: u8) -> &'static [u8] {
         .map_or(&[], |(_, targets)| targets)
 }
 
+/// The failure types and the attempt types they answer, sorted: what `failure_counts_hourly`
+/// keeps per node.
+pub static COUNTED_TYPES: std::sync::LazyLock<Vec<u8>> = std::sync::LazyLock::new(|| {
+    let mut types: Vec<u8> = FAILURE_TYPES
+        .iter()
+        .flat_map(|&d| std::iter::once(d).chain(attempts_of(d).iter().copied()))
+        .collect();
+    types.sort_unstable();
+    types.dedup();
+    types
+});
+
+/// [`COUNTED_TYPES`] as a table by discriminator: the rollup asks for every count it writes.
+static IS_COUNTED: std::sync::LazyLock<[bool; 256]> = std::sync::LazyLock::new(|| {
+    let mut table = [false; 256];
+    for &d in COUNTED_TYPES.iter() {
+        table[usize::from(d)] = true;
+    }
+    table
+});
+
+pub fn is_counted(discriminator: u8) -> bool {
+    IS_COUNTED[usize::from(discriminator)]
+}
+
 impl Event {
     /// Why a failure event says it failed: its Reason string, or the name of its discard reason.
     pub fn failure_reason(&self) -> Option<String> {
@@ -75,6 +100,20 @@ impl Event {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The migration that made `failure_counts_hourly` filled it from the older counts with a
+    /// copy of this list.
+    #[test]
+    fn the_migration_backfilled_the_counted_types() {
+        let sql = include_str!("../../migrations/2026-12-01-000006_bookkeeping_reads/up.sql");
+        let list = sql
+            .split_once("event_type = ANY ('{")
+            .and_then(|(_, rest)| rest.split_once('}'))
+            .expect("the backfill's type list")
+            .0;
+        let backfilled: Vec<u8> = list.split(',').map(|t| t.trim().parse().unwrap()).collect();
+        assert_eq!(backfilled, *COUNTED_TYPES);
+    }
 
     #[test]
     fn every_failure_type_is_defined_and_says_why_or_what_it_answers() {

@@ -666,12 +666,19 @@ impl DbWriter {
                 .skew(batch.session_id, &batch.node_id, bucket, events);
         }
         for event in &batch.events {
-            if let Payload::Decoded {
-                discriminator: STATUS,
+            let Payload::Decoded {
+                discriminator,
                 fields,
+                block,
                 ..
             } = &event.payload
-            {
+            else {
+                continue;
+            };
+            if let Some(facts) = block {
+                self.rollup.block(&batch.node_id, event.id, facts);
+            }
+            if *discriminator == STATUS {
                 self.rollup.status(
                     &batch.node_id,
                     LatestStatus {

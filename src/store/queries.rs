@@ -10,8 +10,9 @@
 //!   (no index per type: one cost PostgreSQL 40% more CPU per stored event);
 //! - a cursor (`id < before`) starts each of these scans where the last page ended, and a time
 //!   range (`created_at`) leaves out the partitions outside it;
-//! - the node list: `nodes_listing (is_connected DESC, last_seen_at DESC NULLS LAST)`;
-//! - block stats: `nodes_listing` for the nodes, then `blocks_by_node` per node.
+//! - the node list: a sort of the node rows (a few thousand at most; an index on `last_seen_at`,
+//!   updated every second, cost more than it saved);
+//! - block stats: the node rows, then `node_latest_slots` per node.
 
 use std::time::Duration;
 
@@ -75,13 +76,11 @@ pub struct NodeSummary {
     pub finalized_slot: Option<i64>,
 }
 
-/// One index probe of `blocks_by_node` per node and kind: the newest row of that kind.
+/// A primary-key probe of `node_latest_slots` per node (the rollup keeps it).
 pub(super) const LATEST_BEST: &str =
-    "(SELECT b.slot FROM blocks b WHERE b.node_id = nodes.node_id \
-     AND b.kind = 'best' ORDER BY b.event_row DESC LIMIT 1)";
+    "(SELECT l.best_slot FROM node_latest_slots l WHERE l.node_id = nodes.node_id)";
 pub(super) const LATEST_FINALIZED: &str =
-    "(SELECT b.slot FROM blocks b WHERE b.node_id = nodes.node_id \
-     AND b.kind = 'finalized' ORDER BY b.event_row DESC LIMIT 1)";
+    "(SELECT l.finalized_slot FROM node_latest_slots l WHERE l.node_id = nodes.node_id)";
 
 fn latest_slot(subquery: &'static str) -> SqlLiteral<Nullable<BigInt>> {
     diesel::dsl::sql(subquery)
@@ -531,7 +530,7 @@ pub async fn block_stats(conn: &mut AsyncPgConnection) -> Result<BlockStats, Sto
         diesel::sql_query("SELECT count(*) AS n FROM blocks WHERE kind = 'authored'")
             .get_result(conn)
             .await?;
-    // `nodes_listing` gives the nodes in order, then two `blocks_by_node` probes per node.
+    // The nodes in order, then two `node_latest_slots` probes per node.
     let latest: Vec<LatestSlots> = diesel::sql_query(format!(
         "SELECT node_id, {LATEST_BEST} AS best, {LATEST_FINALIZED} AS finalized FROM nodes \
          WHERE is_connected OR NOT EXISTS (SELECT 1 FROM nodes WHERE is_connected) \

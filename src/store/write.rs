@@ -17,7 +17,9 @@ use super::models::{NewBlock, NewDecodeFailure, NewSession, NodeConnection, Rate
 use super::schema::{blocks, decode_failures, node_sessions, nodes, rate_limit_gaps};
 use super::StoreError;
 use crate::jip3::events::STATUS;
+use crate::jip3::failures;
 use crate::jip3::{stored, Dialect};
+use crate::messages::BlockFacts;
 use crate::time::round_down;
 
 /// Rows per multi-row INSERT for the small tables: far below the 32,767 bind-parameter ceiling.
@@ -261,6 +263,15 @@ pub struct Rollup {
     pub reasons: HashMap<ReasonKey, i64>,
     /// (session, clock skew bucket) → (the session's node, events received); see `jip3::skew`.
     pub skew: HashMap<(i64, i8), (Arc<str>, i64)>,
+    /// Each node's newest best and finalized block seen since the last rollup.
+    pub slots: HashMap<Arc<str>, NodeSlots>,
+}
+
+/// A node's newest best and finalized block: (event row, slot) of each.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct NodeSlots {
+    pub best: Option<(i64, i64)>,
+    pub finalized: Option<(i64, i64)>,
 }
 
 /// (node, failure event type, hour, reason) of the failure reason counts.
@@ -275,6 +286,23 @@ impl Rollup {
             && self.undefined.is_empty()
             && self.reasons.is_empty()
             && self.skew.is_empty()
+            && self.slots.is_empty()
+    }
+
+    /// Notes a best or finalized block of `node_id` stored as row `event_row`.
+    pub fn block(&mut self, node_id: &Arc<str>, event_row: i64, facts: &BlockFacts) {
+        let Some(slot) = facts.slot else {
+            return;
+        };
+        let slots = self.slots.entry(node_id.clone()).or_default();
+        let newest = match facts.kind {
+            "best" => &mut slots.best,
+            "finalized" => &mut slots.finalized,
+            _ => return,
+        };
+        if newest.is_none_or(|(row, _)| row < event_row) {
+            *newest = Some((event_row, i64::from(slot)));
+        }
     }
 
     /// Counts `events` received on a session with clock skew `bucket`.
@@ -441,6 +469,15 @@ ON CONFLICT (node_key, event_type)
 DO UPDATE SET event_count = node_event_types.event_count + EXCLUDED.event_count,
     last_minute = GREATEST(node_event_types.last_minute, EXCLUDED.last_minute)";
 
+const ROLLUP_FAILURE_COUNTS: &str = "\
+INSERT INTO failure_counts_hourly (hour, event_type, node_key, event_count)
+SELECT v.hour, v.event_type, k.node_key, v.n
+FROM unnest($1::text[], $2::int2[], $3::timestamptz[], $4::int8[])
+    AS v(node_id, event_type, hour, n)
+JOIN node_keys k ON k.node_id = v.node_id
+ON CONFLICT (hour, event_type, node_key)
+DO UPDATE SET event_count = failure_counts_hourly.event_count + EXCLUDED.event_count";
+
 const ROLLUP_REASONS: &str = "\
 INSERT INTO failure_reasons (hour, event_count, node_key, event_type, reason)
 SELECT v.hour, v.n, k.node_key, v.event_type, v.reason
@@ -463,6 +500,18 @@ ON CONFLICT (node_id) DO UPDATE SET event_row = EXCLUDED.event_row,
     timestamp = EXCLUDED.timestamp, data = EXCLUDED.data
 WHERE node_status.event_row < EXCLUDED.event_row";
 
+/// Per kind, the newer row wins (GREATEST ignores a NULL).
+const ROLLUP_SLOTS: &str = "\
+INSERT INTO node_latest_slots AS t (node_id, best_row, best_slot, finalized_row, finalized_slot)
+SELECT * FROM unnest($1::text[], $2::int8[], $3::int8[], $4::int8[], $5::int8[])
+ON CONFLICT (node_id) DO UPDATE SET
+    best_slot = CASE WHEN EXCLUDED.best_row > coalesce(t.best_row, -1)
+        THEN EXCLUDED.best_slot ELSE t.best_slot END,
+    best_row = GREATEST(t.best_row, EXCLUDED.best_row),
+    finalized_slot = CASE WHEN EXCLUDED.finalized_row > coalesce(t.finalized_row, -1)
+        THEN EXCLUDED.finalized_slot ELSE t.finalized_slot END,
+    finalized_row = GREATEST(t.finalized_row, EXCLUDED.finalized_row)";
+
 const ROLLUP_UNDEFINED: &str = "\
 INSERT INTO session_undefined_events (session_id, discriminator, node_id, event_count)
 SELECT * FROM unnest($1::int8[], $2::int2[], $3::text[], $4::int8[])
@@ -478,9 +527,15 @@ pub async fn write_rollup(
     let mut sessions: Vec<_> = rollup.sessions.iter().collect();
     sessions.sort_by_key(|(id, _)| **id);
     let hourly = rollup.totals(chrono::TimeDelta::hours(1));
+    let failure_counts: BTreeMap<_, _> = hourly
+        .iter()
+        .filter(|((_, event_type, _), _)| u8::try_from(*event_type).is_ok_and(failures::is_counted))
+        .map(|(k, n)| (*k, *n))
+        .collect();
     let counts = [
         (ROLLUP_HOURLY, &hourly),
         (ROLLUP_NODE_TYPES, &rollup.type_totals()),
+        (ROLLUP_FAILURE_COUNTS, &failure_counts),
     ];
     let minutely = rollup.totals(chrono::TimeDelta::minutes(1));
     let thin = [
@@ -501,6 +556,8 @@ pub async fn write_rollup(
     skew.sort_by_key(|(key, _)| **key);
     let mut undefined: Vec<_> = rollup.undefined.iter().collect();
     undefined.sort_by_key(|(key, _)| **key);
+    let mut slots: Vec<_> = rollup.slots.iter().collect();
+    slots.sort_by(|a, b| a.0.cmp(b.0));
 
     {
         if !nodes.is_empty() {
@@ -588,6 +645,23 @@ pub async fn write_rollup(
                     status.iter().map(|s| s.1.timestamp).collect::<Vec<_>>(),
                 )
                 .bind::<Array<Text>, _>(&status_json)
+                .execute(conn)
+                .await?;
+        }
+        if !slots.is_empty() {
+            let column =
+                |f: fn(&NodeSlots) -> Option<(i64, i64)>, slot: bool| -> Vec<Option<i64>> {
+                    slots
+                        .iter()
+                        .map(|(_, s)| f(s).map(|(row, n)| if slot { n } else { row }))
+                        .collect()
+                };
+            diesel::sql_query(ROLLUP_SLOTS)
+                .bind::<Array<Text>, _>(slots.iter().map(|s| &**s.0).collect::<Vec<_>>())
+                .bind::<Array<Nullable<BigInt>>, _>(column(|s| s.best, false))
+                .bind::<Array<Nullable<BigInt>>, _>(column(|s| s.best, true))
+                .bind::<Array<Nullable<BigInt>>, _>(column(|s| s.finalized, false))
+                .bind::<Array<Nullable<BigInt>>, _>(column(|s| s.finalized, true))
                 .execute(conn)
                 .await?;
         }
