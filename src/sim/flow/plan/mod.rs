@@ -14,7 +14,7 @@ use rand::Rng;
 
 use super::values::NETWORK_ERRORS;
 use super::{Chain, Delay, Flow, Micros, HOP, NOW};
-use crate::jip3::events::Slot;
+use crate::jip3::events::{Slot, Timestamp};
 use crate::jip3::types::*;
 use crate::jip3::Event;
 use crate::sim::world::gp07_constant;
@@ -62,30 +62,14 @@ impl Flow {
         if let Some(num_dropped) = self.planted_drop.take() {
             // Planted: a range lost early in the run (in its first slot), said with Dropped.
             let at = t0 + self.delay(Delay(0.5, 0.6));
-            let mut chain = Chain::at(at);
             let last_timestamp = self.timing.jam_start + at;
-            chain.then(
-                NOW,
-                Event::Dropped {
-                    last_timestamp,
-                    num_dropped,
-                },
-            );
-            self.push(chain);
+            self.push(dropped(at, last_timestamp, num_dropped));
         }
         if self.one_in(20) {
             let at = t0 + self.delay(Delay(0.0, 1.0));
-            let mut chain = Chain::at(at).optional();
             let last_timestamp = self.timing.jam_start + at + self.g.rng.random_range(100..5_000);
             let num_dropped = self.g.rng.random_range(1..=8);
-            chain.then(
-                NOW,
-                Event::Dropped {
-                    last_timestamp,
-                    num_dropped,
-                },
-            );
-            self.push(chain);
+            self.push(dropped(at, last_timestamp, num_dropped).optional());
         }
     }
 
@@ -205,4 +189,17 @@ impl Flow {
             kind => self.serving(now, slot, kind - 8),
         }
     }
+}
+
+/// A chain of one `Dropped(num_dropped)` at `at`.
+fn dropped(at: Micros, last_timestamp: Timestamp, num_dropped: u64) -> Chain {
+    let mut chain = Chain::at(at);
+    chain.then(
+        NOW,
+        Event::Dropped {
+            last_timestamp,
+            num_dropped,
+        },
+    );
+    chain
 }
