@@ -203,6 +203,31 @@ struct FailureType {
     reasons: Vec<ReasonShare>,
 }
 
+/// Counts per (type, node key), summed over the hours.
+fn sum_by_type_and_node(rows: &[aggregates::TypeNodeCount]) -> HashMap<(i16, i32), i64> {
+    let mut sums = HashMap::new();
+    for row in rows.iter().filter(|r| r.events > 0) {
+        *sums.entry((row.event_type, row.node_key)).or_default() += row.events;
+    }
+    sums
+}
+
+/// Per failure type, the [`TOP_NODES`] nodes with most of it (most first, then by key).
+fn most_failing(failed: &HashMap<(i16, i32), i64>) -> HashMap<i16, Vec<(i32, i64)>> {
+    let mut by_type: HashMap<i16, Vec<(i32, i64)>> = HashMap::new();
+    for (&(event_type, node_key), &count) in failed {
+        by_type
+            .entry(event_type)
+            .or_default()
+            .push((node_key, count));
+    }
+    for nodes in by_type.values_mut() {
+        nodes.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        nodes.truncate(TOP_NODES);
+    }
+    by_type
+}
+
 fn rate(count: i64, attempts: i64) -> Option<f64> {
     (attempts > 0).then(|| count as f64 / attempts as f64)
 }
@@ -232,47 +257,58 @@ pub async fn failures(
         .iter()
         .map(|&d| (d, failures::attempts_of(d)))
         .collect();
-    let (counts, reasons, ids) = read(&pool.0, async |conn| {
-        let counts = aggregates::failure_counts(conn, from, to).await?;
+    let failure_types: Vec<i16> = failures::FAILURE_TYPES.map(i16::from).to_vec();
+    let attempt_types: Vec<i16> = failures::COUNTED_TYPES
+        .iter()
+        .filter(|&&d| !failures::is_failure(d))
+        .map(|&d| i16::from(d))
+        .collect();
+    let counted_types: Vec<i16> = failures::COUNTED_TYPES
+        .iter()
+        .map(|&d| i16::from(d))
+        .collect();
+    // Only the (type, node) pairs that failed are read; attempts per node only for the nodes
+    // listed, and the totals per type from the counts by type.
+    let (failed, listed, attempts, totals, reasons, ids) = read(&pool.0, async |conn| {
+        let rows = aggregates::failure_counts(conn, from, to, &failure_types, None).await?;
+        let failed = sum_by_type_and_node(&rows);
+        let listed = most_failing(&failed);
+        let mut keys: Vec<i32> = listed.values().flatten().map(|(key, _)| *key).collect();
+        keys.sort_unstable();
+        keys.dedup();
+        let rows = aggregates::failure_counts(conn, from, to, &attempt_types, Some(&keys)).await?;
+        let attempts = sum_by_type_and_node(&rows);
+        let totals = aggregates::type_totals(conn, from, to, &counted_types).await?;
         let reasons = aggregates::failure_reasons(conn, from, to).await?;
-        let mut failing: Vec<i32> = counts
-            .iter()
-            .filter(|c| u8::try_from(c.event_type).is_ok_and(failures::is_failure))
-            .map(|c| c.node_key)
-            .collect();
-        failing.sort_unstable();
-        failing.dedup();
-        let ids = aggregates::node_ids(conn, &failing).await?;
-        Ok((counts, reasons, ids))
+        let ids = aggregates::node_ids(conn, &keys).await?;
+        Ok((failed, listed, attempts, totals, reasons, ids))
     })
     .await?;
-    // Summed over the hours and indexed once: each failing node's attempts are looked up.
-    let mut per_node: HashMap<(i16, i32), i64> = HashMap::new();
-    let mut per_type: HashMap<i16, i64> = HashMap::new();
-    for c in &counts {
-        *per_node.entry((c.event_type, c.node_key)).or_default() += c.events;
-        *per_type.entry(c.event_type).or_default() += c.events;
+    let mut nodes_failing: HashMap<i16, usize> = HashMap::new();
+    for (event_type, _) in failed.keys() {
+        *nodes_failing.entry(*event_type).or_default() += 1;
     }
-    let count_of = |event_type: u8, node: Option<i32>| -> i64 {
-        let event_type = i16::from(event_type);
-        match node {
-            Some(node) => per_node.get(&(event_type, node)).copied().unwrap_or(0),
-            None => per_type.get(&event_type).copied().unwrap_or(0),
-        }
-    };
+    let total = |event_type: u8| totals.get(&i16::from(event_type)).copied().unwrap_or(0);
     let mut report: Vec<FailureType> = Vec::new();
     for (event_type, attempt_types) in answered {
-        let count = count_of(event_type, None);
+        let count = total(event_type);
         if count == 0 {
             continue;
         }
-        let attempts_of =
-            |node: Option<i32>| -> i64 { attempt_types.iter().map(|&a| count_of(a, node)).sum() };
-        let mut nodes: Vec<NodeFailures> = per_node
-            .iter()
-            .filter(|((t, _), n)| *t == i16::from(event_type) && **n > 0)
-            .map(|(&(_, node_key), &count)| {
-                let attempts = attempts_of(Some(node_key));
+        let nodes: Vec<NodeFailures> = listed
+            .get(&i16::from(event_type))
+            .into_iter()
+            .flatten()
+            .map(|&(node_key, count)| {
+                let attempts = attempt_types
+                    .iter()
+                    .map(|&a| {
+                        attempts
+                            .get(&(i16::from(a), node_key))
+                            .copied()
+                            .unwrap_or(0)
+                    })
+                    .sum();
                 NodeFailures {
                     node_id: ids.get(&node_key).cloned().unwrap_or_default(),
                     count,
@@ -281,14 +317,7 @@ pub async fn failures(
                 }
             })
             .collect();
-        nodes.sort_by(|a, b| {
-            b.count
-                .cmp(&a.count)
-                .then_with(|| a.node_id.cmp(&b.node_id))
-        });
-        let nodes_failing = nodes.len();
-        nodes.truncate(TOP_NODES);
-        let attempts = attempts_of(None);
+        let attempts = attempt_types.iter().map(|&a| total(a)).sum();
         report.push(FailureType {
             event_type,
             name: crate::jip3::Event::type_name(event_type),
@@ -299,7 +328,10 @@ pub async fn failures(
                 .collect(),
             attempts,
             rate: rate(count, attempts),
-            nodes_failing,
+            nodes_failing: nodes_failing
+                .get(&i16::from(event_type))
+                .copied()
+                .unwrap_or(0),
             nodes,
             reasons: reasons
                 .iter()

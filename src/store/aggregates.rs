@@ -209,22 +209,62 @@ pub struct TypeNodeCount {
     pub events: i64,
 }
 
-/// Events of the failure and attempt types (`jip3::failures::COUNTED_TYPES`) per hour, type and
-/// node in the hours `[from, to)`, from `failure_counts_hourly` (its primary key's hour range).
-/// Not summed over the hours: the caller sums (see [`failure_reasons`] for why).
+/// Events of `types` (some of `jip3::failures::COUNTED_TYPES`) per hour, type and node in the
+/// hours `[from, to)`, of every node or of the `nodes` given, from `failure_counts_hourly` (its
+/// primary key). Not summed over the hours: the caller sums (see [`failure_reasons`] for why).
 pub async fn failure_counts(
     conn: &mut AsyncPgConnection,
     from: DateTime<Utc>,
     to: DateTime<Utc>,
+    types: &[i16],
+    nodes: Option<&[i32]>,
 ) -> Result<Vec<TypeNodeCount>, StoreError> {
-    Ok(diesel::sql_query(
-        "SELECT event_type, node_key, event_count AS events \
-         FROM failure_counts_hourly WHERE hour >= $1 AND hour < $2",
+    const SELECT: &str = "SELECT event_type, node_key, event_count AS events \
+         FROM failure_counts_hourly WHERE hour >= $1 AND hour < $2 AND event_type = ANY($3)";
+    let query = diesel::sql_query(match nodes {
+        None => SELECT.to_owned(),
+        Some(_) => format!("{SELECT} AND node_key = ANY($4)"),
+    })
+    .into_boxed()
+    .bind::<Timestamptz, _>(from)
+    .bind::<Timestamptz, _>(to)
+    .bind::<Array<SmallInt>, _>(types);
+    Ok(match nodes {
+        None => query.load(conn).await?,
+        Some(nodes) => query.bind::<Array<Integer>, _>(nodes).load(conn).await?,
+    })
+}
+
+#[derive(Debug, QueryableByName)]
+struct TypeCount {
+    #[diesel(sql_type = SmallInt)]
+    event_type: i16,
+    #[diesel(sql_type = BigInt)]
+    events: i64,
+}
+
+/// Events of `types` stored in the hours `[from, to)`, all nodes together, per type (from
+/// `type_counts_hourly`).
+pub async fn type_totals(
+    conn: &mut AsyncPgConnection,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    types: &[i16],
+) -> Result<HashMap<i16, i64>, StoreError> {
+    let rows: Vec<TypeCount> = diesel::sql_query(
+        "SELECT event_type, event_count AS events FROM type_counts_hourly \
+         WHERE hour >= $1 AND hour < $2 AND event_type = ANY($3)",
     )
     .bind::<Timestamptz, _>(from)
     .bind::<Timestamptz, _>(to)
+    .bind::<Array<SmallInt>, _>(types)
     .load(conn)
-    .await?)
+    .await?;
+    let mut totals = HashMap::new();
+    for row in rows {
+        *totals.entry(row.event_type).or_default() += row.events;
+    }
+    Ok(totals)
 }
 
 #[derive(Debug, QueryableByName)]
