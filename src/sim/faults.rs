@@ -62,20 +62,12 @@ impl Faults {
     }
 
     pub fn for_node(&self, index: usize) -> NodeFaults {
-        let of = |pairs: &[(usize, f64)]| pairs.iter().find(|(i, _)| *i == index).map(|p| p.1);
         NodeFaults {
-            outbound_failure_rate: of(&self.failing_outbound),
-            clock_skew_us: self
-                .skewed_clocks
-                .iter()
-                .find(|(i, _)| *i == index)
-                .map_or(0, |(_, ms)| ms.saturating_mul(1000)),
+            outbound_failure_rate: value_of(&self.failing_outbound, index),
+            clock_skew_us: value_of(&self.skewed_clocks, index)
+                .map_or(0, |ms| ms.saturating_mul(1000)),
             sloppy: self.sloppy.contains(&index),
-            dropped_range: self
-                .dropped_ranges
-                .iter()
-                .find(|(i, _)| *i == index)
-                .map(|p| p.1),
+            dropped_range: value_of(&self.dropped_ranges, index),
         }
     }
 
@@ -107,6 +99,11 @@ impl Faults {
             None => Ok(()),
         }
     }
+}
+
+/// The value planted in node `index`, if any.
+fn value_of<T: Copy>(pairs: &[(usize, T)], index: usize) -> Option<T> {
+    pairs.iter().find(|(i, _)| *i == index).map(|p| p.1)
 }
 
 /// Parses `NODE=VALUE` (a command-line fault).
