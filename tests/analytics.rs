@@ -934,7 +934,10 @@ async fn the_simulators_planted_faults_are_reported_as_planted() {
     let config = SimConfig {
         nodes: 6,
         seed: 7,
-        slot_duration: std::time::Duration::from_millis(200),
+        // ~120 slots, so the failing node makes well over the 50 attempts the rate check needs.
+        // At 200 ms slots (~60 attempts) the test failed twice, each time on the first run after
+        // a build and as the simulation ended, where that check is (its message was not kept).
+        slot_duration: std::time::Duration::from_millis(100),
         duration: Some(std::time::Duration::from_secs(12)),
         faults: Faults {
             failing_outbound: vec![(FAILING, RATE)],
