@@ -284,6 +284,10 @@ async fn nodes_carry_their_latest_best_and_finalized_slots_and_status() {
     assert_eq!(by_id(&a_id)["finalized_slot"], 6);
     assert_eq!(by_id(&quiet.node_id())["best_slot"], Value::Null);
     assert_eq!(by_id(&quiet.node_id())["finalized_slot"], Value::Null);
+    // The web dashboard's node table: peers from the latest Status, its connection's failures.
+    assert_eq!(by_id(&a_id)["peers"], 12);
+    assert_eq!(by_id(&quiet.node_id())["peers"], Value::Null);
+    assert_eq!(by_id(&a_id)["decode_failures"], 0);
 
     let (_, node) = get_json(api, &format!("/api/nodes/{a_id}")).await;
     assert_eq!(node["best_slot"], 8);

@@ -69,11 +69,17 @@ pub struct NodeSummary {
     #[serde(serialize_with = "rfc3339::option")]
     pub disconnected_at: Option<DateTime<Utc>>,
     /// The slot of the node's latest BestBlockChanged (null before any).
-    #[diesel(select_expression = latest_slot(LATEST_BEST), select_expression_type = SqlLiteral<Nullable<BigInt>>)]
+    #[diesel(select_expression = latest_value(LATEST_BEST), select_expression_type = SqlLiteral<Nullable<BigInt>>)]
     pub best_slot: Option<i64>,
     /// The slot of the node's latest FinalizedBlockChanged (null before any).
-    #[diesel(select_expression = latest_slot(LATEST_FINALIZED), select_expression_type = SqlLiteral<Nullable<BigInt>>)]
+    #[diesel(select_expression = latest_value(LATEST_FINALIZED), select_expression_type = SqlLiteral<Nullable<BigInt>>)]
     pub finalized_slot: Option<i64>,
+    /// `num_peers` of the node's latest Status (null before any).
+    #[diesel(select_expression = latest_value(LATEST_PEERS), select_expression_type = SqlLiteral<Nullable<BigInt>>)]
+    pub peers: Option<i64>,
+    /// Frames of its latest connection that did not decode (null before any connection).
+    #[diesel(select_expression = latest_value(LATEST_DECODE_FAILURES), select_expression_type = SqlLiteral<Nullable<BigInt>>)]
+    pub decode_failures: Option<i64>,
 }
 
 /// A primary-key probe of `node_latest_slots` per node (the rollup keeps it).
@@ -82,7 +88,13 @@ pub(super) const LATEST_BEST: &str =
 pub(super) const LATEST_FINALIZED: &str =
     "(SELECT l.finalized_slot FROM node_latest_slots l WHERE l.node_id = nodes.node_id)";
 
-fn latest_slot(subquery: &'static str) -> SqlLiteral<Nullable<BigInt>> {
+const LATEST_PEERS: &str = "(SELECT (s.data->'Status'->>'num_peers')::int8 FROM node_status s \
+     WHERE s.node_id = nodes.node_id)";
+/// By `node_sessions_by_node`: one index probe per node.
+const LATEST_DECODE_FAILURES: &str = "(SELECT s.decode_failures FROM node_sessions s \
+     WHERE s.node_id = nodes.node_id ORDER BY s.connected_at DESC LIMIT 1)";
+
+fn latest_value(subquery: &'static str) -> SqlLiteral<Nullable<BigInt>> {
     diesel::dsl::sql(subquery)
 }
 
