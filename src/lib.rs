@@ -29,3 +29,4 @@ pub mod server;
 pub mod sim;
 pub mod store;
 pub mod time;
+pub mod web;

@@ -195,6 +195,7 @@ fn start_demo(server: &Server, nodes: usize) -> CancellationToken {
          find: node 1 fails a quarter of its outbound connections, node 2 runs \"sloppy-sim\" \
          (leaves out events 190-192, sends the undefined 250), node 3's clock is 1.5 s ahead, \
          node 0 reports 100 events lost.\n\
+         \x20 web page:     http://{api}/\n\
          \x20 nodes:        http://{api}/api/nodes\n\
          \x20 events:       http://{api}/api/events?limit=10\n\
          \x20 network:      http://{api}/api/network\n\
@@ -202,7 +203,7 @@ fn start_demo(server: &Server, nodes: usize) -> CancellationToken {
          \x20 conformance:  http://{api}/api/implementations/sloppy-sim\n\
          \x20 live:         ws://{api}/api/ws\n\
          \x20 metrics:      http://{api}/metrics\n\
-         \x20 dashboard:    cargo run --release --bin tart-dash -- --port {}\n\
+         \x20 terminal:     cargo run --release --bin tart-dash -- --port {}\n\
          \x20 real nodes:   --telemetry <this host>:{}\n\
          Ctrl-C stops (everything received is written first).",
         api.port(),

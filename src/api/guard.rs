@@ -22,8 +22,11 @@ use ipnet::IpNet;
 use super::{ApiContext, ApiError};
 use crate::config::{networks, Config, ConfigError};
 
-/// Paths anyone may read: a load balancer's or Kubernetes' liveness probe has no token.
-const OPEN_PATHS: &[&str] = &["/api/health"];
+/// Paths anyone may read: a load balancer's or Kubernetes' liveness probe has no token, and the
+/// dashboard's page and files hold no data (the page asks for the token, then sends it).
+fn is_open(path: &str) -> bool {
+    path == "/api/health" || crate::web::is_page_path(path)
+}
 /// Past this many client addresses, those whose buckets are full again are forgotten.
 const MAX_TRACKED_CLIENTS: usize = 10_000;
 
@@ -142,7 +145,7 @@ pub async fn check(
         }
     }
     let expected = api.config.api_token.as_bytes();
-    if !expected.is_empty() && !OPEN_PATHS.contains(&req.path()) {
+    if !expected.is_empty() && !is_open(req.path()) {
         let given = presented_token(&req);
         if !given.is_some_and(|t| same_secret(t.as_bytes(), expected)) {
             api.metrics.api_requests_unauthorized.inc();

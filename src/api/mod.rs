@@ -88,6 +88,7 @@ impl HttpApi {
                 .wrap(ErrorHandlers::new().default_handler(json_error_body))
                 .wrap(cors(&config))
                 .configure(routes)
+                .configure(crate::web::routes)
         })
         .disable_signals()
         .shutdown_timeout(HTTP_SHUTDOWN_GRACE)

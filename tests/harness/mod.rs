@@ -3,6 +3,7 @@
 //! test vectors ([`vectors`]).
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
+pub mod browser;
 pub mod vectors;
 #[allow(unused_imports)] // the same reason
 pub use vectors::*;

@@ -1,0 +1,608 @@
+//! The web dashboard in a real headless Chromium (through chromedriver), against a real TART on
+//! ephemeral ports with a real PostgreSQL, fed by the simulator over TCP. Each test saves
+//! screenshots under `target/screenshots/` and checks that the page logged no errors.
+
+mod harness;
+
+use std::time::Duration;
+
+use harness::browser::Browser;
+use harness::*;
+use tart_backend::config::Config;
+use tart_backend::sim::{Faults, SimConfig, SimReport, Simulation, SLOPPY_IMPLEMENTATION};
+use tokio_util::sync::CancellationToken;
+
+const WAIT: Duration = Duration::from_secs(20);
+const NODES: usize = 6;
+const FAILING: usize = 1;
+const SLOPPY: usize = 2;
+
+fn dashboard_config(db: &TestDb) -> Config {
+    Config {
+        hourly_stats_interval_ms: 200,
+        ..unlimited_config(db)
+    }
+}
+
+/// The simulator with a node failing a quarter of its outbound connections and a sloppy one,
+/// at 100 ms slots; it runs until `stop` is cancelled or `duration` passes.
+fn simulation(server: &TestServer, duration: Option<Duration>) -> SimConfig {
+    SimConfig {
+        nodes: NODES,
+        seed: 11,
+        slot_duration: Duration::from_millis(100),
+        max_backoff: Duration::from_millis(200),
+        duration,
+        faults: Faults {
+            failing_outbound: vec![(FAILING, 0.25)],
+            sloppy: vec![SLOPPY],
+            ..Faults::default()
+        },
+        ..SimConfig::new(server.telemetry_addr)
+    }
+}
+
+/// Starts the simulation in the background; cancel the token to stop it.
+fn simulate(config: SimConfig) -> (CancellationToken, tokio::task::JoinHandle<SimReport>) {
+    let stop = CancellationToken::new();
+    let run = Simulation::new(config).run(stop.clone());
+    (stop, actix_web::rt::spawn(run))
+}
+
+async fn no_page_errors(browser: &Browser) {
+    no_page_errors_but(browser, |_| false).await;
+}
+
+/// Like [`no_page_errors`], leaving out the errors `expected` picks.
+async fn no_page_errors_but(browser: &Browser, expected: impl Fn(&str) -> bool) {
+    let errors: Vec<String> = browser
+        .page_errors()
+        .await
+        .into_iter()
+        .filter(|e| !expected(e))
+        .collect();
+    assert!(errors.is_empty(), "the page logged errors: {errors:#?}");
+}
+
+/// The table's rows as node ids, top to bottom.
+async fn table_order(browser: &Browser) -> Vec<String> {
+    browser
+        .js("return [...document.querySelectorAll('#node-table tbody tr')].map(r => r.dataset.node)")
+        .await
+}
+
+/// One column of the table, top to bottom (1 is the node column; 0 holds the pins).
+async fn table_column(browser: &Browser, column: usize) -> Vec<String> {
+    browser
+        .js(&format!(
+            "return [...document.querySelectorAll('#node-table tbody tr')].map(r => r.cells[{column}].textContent.trim())"
+        ))
+        .await
+}
+
+async fn wait_for_rows(browser: &Browser, css: &str, expected: impl Fn(usize) -> bool, what: &str) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let n = browser.count(css).await;
+        if expected(n) {
+            return;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            browser
+                .screenshot(&format!("failed-{}", what.replace(' ', "-")))
+                .await;
+            panic!("{what}: {n} rows of `{css}`");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[actix_web::test]
+async fn the_network_page_lists_sorts_filters_and_pins_the_simulated_nodes() {
+    let db = TestDb::new();
+    let server = TestServer::start(dashboard_config(&db)).await;
+    let (stop, sim) = simulate(simulation(&server, None));
+    let api = server.api_addr;
+    assert!(
+        eventually(WAIT, || async {
+            get_json(api, "/api/nodes?connected=true").await.1["total"] == NODES
+        })
+        .await,
+        "all simulated nodes connected"
+    );
+    let (_, listed) = get_json(api, "/api/nodes").await;
+    let mut known: Vec<String> = listed["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["node_id"].as_str().unwrap().to_owned())
+        .collect();
+    known.sort();
+
+    let browser = Browser::start().await;
+    browser.goto(&format!("http://{api}/")).await;
+    wait_for_rows(
+        &browser,
+        "#node-table tbody tr",
+        |n| n == NODES,
+        "the node table",
+    )
+    .await;
+    let mut listed_on_page = table_order(&browser).await;
+    listed_on_page.sort();
+    assert_eq!(
+        listed_on_page, known,
+        "the table lists exactly the simulated nodes"
+    );
+    browser
+        .wait_for_text("#tile-nodes .big", WAIT, |t| {
+            t == format!("{NODES} / {NODES}")
+        })
+        .await;
+    browser
+        .wait_for_text("#tile-impls", WAIT, |t| t.contains(SLOPPY_IMPLEMENTATION))
+        .await;
+    // Peers and best slots come from the nodes' Status and block events.
+    browser
+        .wait_for_text(
+            "#node-table tbody tr:first-child td:nth-child(8)",
+            WAIT,
+            |t| t.parse::<u64>().is_ok(),
+        )
+        .await;
+
+    // Sorting by implementation: ascending, then descending on a second click.
+    browser.click("[data-sort=impl]").await;
+    browser
+        .wait_for_text("#node-table th[aria-sort=ascending]", WAIT, |t| {
+            t.contains("Implementation")
+        })
+        .await;
+    let ascending = table_column(&browser, 2).await;
+    let mut sorted = ascending.clone();
+    sorted.sort();
+    assert_eq!(ascending, sorted, "ascending by implementation");
+    browser.click("[data-sort=impl]").await;
+    browser
+        .wait_for_text("#node-table th[aria-sort=descending]", WAIT, |t| {
+            t.contains("Implementation")
+        })
+        .await;
+    let descending = table_column(&browser, 2).await;
+    sorted.reverse();
+    assert_eq!(descending, sorted, "descending by implementation");
+
+    // Filtering as you type.
+    browser.type_into("#node-filter", "sloppy").await;
+    wait_for_rows(
+        &browser,
+        "#node-table tbody tr",
+        |n| n == 1,
+        "the filtered table",
+    )
+    .await;
+    assert!(table_column(&browser, 2).await[0].starts_with(SLOPPY_IMPLEMENTATION));
+    browser.type_into("#node-filter", "").await;
+    wait_for_rows(
+        &browser,
+        "#node-table tbody tr",
+        |n| n == NODES,
+        "the unfiltered table",
+    )
+    .await;
+
+    // Pinning the bottom row brings it to the top, and it stays there after a reload.
+    let bottom = table_order(&browser).await.pop().unwrap();
+    browser.click(&format!("[data-pin='{bottom}']")).await;
+    assert_eq!(
+        table_order(&browser).await[0],
+        bottom,
+        "a pinned node is on top"
+    );
+    browser.client().refresh().await.unwrap();
+    wait_for_rows(
+        &browser,
+        "#node-table tbody tr",
+        |n| n == NODES,
+        "the reloaded table",
+    )
+    .await;
+    assert_eq!(
+        table_order(&browser).await[0],
+        bottom,
+        "the pin outlives a reload"
+    );
+    assert_eq!(
+        browser
+            .text_of("#node-table th[aria-sort=descending]")
+            .await
+            .trim_end_matches(" ▼"),
+        "Implementation",
+        "the sort outlives a reload"
+    );
+    browser.screenshot("network").await;
+    no_page_errors(&browser).await;
+    browser.close().await;
+    stop.cancel();
+    sim.await.unwrap();
+    server.shutdown().await.unwrap();
+}
+
+#[actix_web::test]
+async fn the_node_page_shows_its_information_events_and_linked_events() {
+    let db = TestDb::new();
+    let server = TestServer::start(dashboard_config(&db)).await;
+    let api = server.api_addr;
+    let report = Simulation::new(simulation(&server, Some(Duration::from_secs(4))))
+        .run(CancellationToken::new())
+        .await;
+    let failing = &report.nodes[FAILING];
+    assert!(eventually_stored(&db, &failing.node_id, failing.events_sent as i64).await);
+
+    // A failed outbound connection points at its attempt: both ends are one click apart.
+    let (_, page) = get_json(
+        api,
+        &format!(
+            "/api/nodes/{}/events?type=ConnectOutFailed&limit=1",
+            failing.node_id
+        ),
+    )
+    .await;
+    let failure_row = page["events"][0]["id"]
+        .as_i64()
+        .expect("a ConnectOutFailed");
+
+    let browser = Browser::start().await;
+    browser
+        .goto(&format!("http://{api}/#/node/{}", failing.node_id))
+        .await;
+    browser
+        .wait_for_text("#node-info", WAIT, |t| t.contains("tart-sim node"))
+        .await;
+    browser
+        .wait_for_text("#node-status", WAIT, |t| t.contains("num_peers"))
+        .await;
+    browser
+        .wait_for_text("#node-counters", WAIT, |t| {
+            t.contains(&format!("sessions {}", failing.connections))
+        })
+        .await;
+    wait_for_rows(
+        &browser,
+        "#event-page tbody tr",
+        |n| n == 50,
+        "a page of events",
+    )
+    .await;
+    browser.screenshot("node").await;
+
+    // The explorer's filter and paging, kept in the URL.
+    browser
+        .type_into("#event-filters [name=type]", "ConnectOutFailed")
+        .await;
+    browser.click("#event-filters button[type=submit]").await;
+    browser
+        .wait_for_text("#event-page tbody", WAIT, |t| {
+            !t.is_empty() && t.lines().all(|l| !l.contains("Status"))
+        })
+        .await;
+    let types: Vec<String> = browser
+        .js("return [...document.querySelectorAll('#event-page tbody tr')].map(r => r.cells[2].textContent)")
+        .await;
+    assert!(
+        types.iter().all(|t| t.starts_with("ConnectOutFailed")),
+        "{types:?}"
+    );
+    let url = browser.client().current_url().await.unwrap();
+    assert!(url.as_str().contains("type=ConnectOutFailed"), "{url}");
+    let first_page: Vec<String> = table_cells(&browser, "#event-page", 0).await;
+    if browser.count("[data-page=older]").await > 0 {
+        browser.click("[data-page=older]").await;
+        browser
+            .wait_for_text("#event-page", WAIT, |t| t.contains("Newest"))
+            .await;
+        let second_page = table_cells(&browser, "#event-page", 0).await;
+        let oldest_first: i64 = first_page.last().unwrap().parse().unwrap();
+        assert!(
+            second_page
+                .iter()
+                .all(|id| id.parse::<i64>().unwrap() < oldest_first),
+            "the older page holds only older events"
+        );
+    }
+
+    // Linked events: the failure's reference, then back through "referred to by".
+    browser
+        .goto(&format!("http://{api}/#/event/{failure_row}"))
+        .await;
+    let reference = browser
+        .wait_for_text("#reference", WAIT, |t| t.contains("ConnectingOut"))
+        .await;
+    assert!(!reference.contains("dangling"), "{reference}");
+    browser.click("#reference a").await;
+    browser
+        .wait_for_text("#referred-by", WAIT, |t| {
+            t.contains(&format!("#{failure_row}"))
+        })
+        .await;
+    browser.screenshot("linked-events").await;
+    no_page_errors(&browser).await;
+    browser.close().await;
+    server.shutdown().await.unwrap();
+}
+
+/// A column of a table inside `scope`, top to bottom.
+async fn table_cells(browser: &Browser, scope: &str, column: usize) -> Vec<String> {
+    browser
+        .js(&format!(
+            "return [...document.querySelectorAll('{scope} tbody tr')].map(r => r.cells[{column}].textContent.trim())"
+        ))
+        .await
+}
+
+/// The highest row id the live table shows (0 when empty).
+async fn newest_live_row(browser: &Browser) -> i64 {
+    table_cells(browser, "#live-table", 0)
+        .await
+        .iter()
+        .filter_map(|id| id.parse().ok())
+        .max()
+        .unwrap_or(0)
+}
+
+async fn wait_for_newer_live_row(browser: &Browser, than: i64, what: &str) -> i64 {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let newest = newest_live_row(browser).await;
+        if newest > than {
+            return newest;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            browser.screenshot(&format!("failed-{what}")).await;
+            panic!("{what}: no live event newer than {than}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[actix_web::test]
+async fn the_live_stream_shows_new_events_pauses_filters_and_survives_a_restart() {
+    let db = TestDb::new();
+    let server = TestServer::start(dashboard_config(&db)).await;
+    let (api, telemetry) = (server.api_addr, server.telemetry_addr);
+    let (stop, sim) = simulate(simulation(&server, None));
+
+    let browser = Browser::start().await;
+    browser.goto(&format!("http://{api}/#/live")).await;
+    browser
+        .wait_for_text("#live-state", WAIT, |t| t == "connected")
+        .await;
+    let first = wait_for_newer_live_row(&browser, 0, "first-live-events").await;
+    let later = wait_for_newer_live_row(&browser, first, "newer-live-events").await;
+    assert!(later > first);
+    browser.screenshot("live").await;
+
+    // Paused: the rows stay as they are while events keep arriving.
+    browser.click("#live-pause").await;
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let frozen = table_cells(&browser, "#live-table", 0).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(
+        table_cells(&browser, "#live-table", 0).await,
+        frozen,
+        "paused"
+    );
+    browser.click("#live-pause").await;
+    wait_for_newer_live_row(&browser, later, "resumed-live-events").await;
+
+    // Filtered by type: only Status rows.
+    browser.type_into("#live-type", "Status").await;
+    browser
+        .wait_for_text("#live-table tbody", WAIT, |t| !t.is_empty())
+        .await;
+    let types = table_cells(&browser, "#live-table", 3).await;
+    assert!(types.iter().all(|t| t == "Status"), "{types:?}");
+
+    // The backend restarts on the same ports: the page says so, then reconnects by itself.
+    let before_restart = newest_live_row(&browser).await;
+    server.shutdown().await.unwrap();
+    browser
+        .wait_for_text("#live-state", WAIT, |t| t.contains("reconnecting"))
+        .await;
+    let server = TestServer::start(Config {
+        api_bind: api.to_string(),
+        telemetry_bind: telemetry.to_string(),
+        ..dashboard_config(&db)
+    })
+    .await;
+    browser
+        .wait_for_text("#live-state", WAIT, |t| t == "connected")
+        .await;
+    wait_for_newer_live_row(&browser, before_restart, "live-events-after-a-restart").await;
+    // While the server was down, Chromium itself logs each refused reconnection attempt.
+    no_page_errors_but(&browser, |e| {
+        e.contains("WebSocket connection") && e.contains("ERR_CONNECTION_REFUSED")
+    })
+    .await;
+    browser.close().await;
+    stop.cancel();
+    sim.await.unwrap();
+    server.shutdown().await.unwrap();
+}
+
+#[actix_web::test]
+async fn the_failures_and_implementations_pages_show_the_planted_figures() {
+    let db = TestDb::new();
+    let server = TestServer::start(dashboard_config(&db)).await;
+    let api = server.api_addr;
+    let report = Simulation::new(simulation(&server, Some(Duration::from_secs(6))))
+        .run(CancellationToken::new())
+        .await;
+    for node in &report.nodes {
+        assert!(eventually_stored(&db, &node.node_id, node.events_sent as i64).await);
+    }
+    let failing = &report.nodes[FAILING];
+    let all_failed: u64 = report
+        .nodes
+        .iter()
+        .map(|n| n.sent_of("ConnectOutFailed"))
+        .sum();
+    assert!(
+        eventually(WAIT, || async {
+            let (_, r) = get_json(api, "/api/failures").await;
+            r["failures"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|f| f["name"] == "ConnectOutFailed" && f["count"] == all_failed)
+        })
+        .await,
+        "TART counted the {all_failed} outbound failures"
+    );
+    let (failed, attempts) = (
+        failing.sent_of("ConnectOutFailed"),
+        failing.sent_of("ConnectingOut"),
+    );
+    assert!(attempts > 0 && failed > 0, "{failed} of {attempts}");
+
+    let browser = Browser::start().await;
+    browser.goto(&format!("http://{api}/#/failures")).await;
+    let count = browser
+        .wait_for_text("[data-failure=ConnectOutFailed] .count", WAIT, |t| {
+            !t.is_empty()
+        })
+        .await;
+    assert_eq!(count.replace(',', ""), all_failed.to_string());
+    let node_rate = browser
+        .text_of(&format!(
+            "[data-failure=ConnectOutFailed] tr[data-node='{}'] .rate",
+            failing.node_id
+        ))
+        .await;
+    let shown: f64 = node_rate
+        .trim_end_matches('%')
+        .parse()
+        .expect("a percentage");
+    let planted = 100.0 * failed as f64 / attempts as f64;
+    assert!(
+        (shown - planted).abs() <= 0.051,
+        "the failing node's rate: {failed} of {attempts} is {planted:.2}%, the page says {node_rate}"
+    );
+    browser.screenshot("failures").await;
+
+    browser
+        .goto(&format!("http://{api}/#/implementations"))
+        .await;
+    browser
+        .wait_for_text("#impl-table", WAIT, |t| t.contains(SLOPPY_IMPLEMENTATION))
+        .await;
+    browser
+        .click(&format!("tr[data-impl='{SLOPPY_IMPLEMENTATION}'] a"))
+        .await;
+    let sloppy = &report.nodes[SLOPPY];
+    let undefined = sloppy.sent_by_type.get(&250).copied().unwrap_or(0);
+    assert!(undefined > 0, "the sloppy node sent discriminator 250");
+    browser
+        .wait_for_text("#impl-undefined-list", WAIT, |t| {
+            t.replace(',', "").contains(&format!("250 {undefined}"))
+                || t.replace(',', "").contains(&format!("250\t{undefined}"))
+        })
+        .await;
+    let never_sent = browser.text_of(".never-sent").await;
+    for name in [
+        "PreimageAnnounced",
+        "AnnouncedPreimageForgotten",
+        "PreimageDiscarded",
+    ] {
+        assert!(never_sent.contains(name), "{name} never sent: {never_sent}");
+    }
+    let (_, implementation) = get_json(
+        api,
+        &format!("/api/implementations/{SLOPPY_IMPLEMENTATION}"),
+    )
+    .await;
+    let never_count = implementation["versions"][0]["types_never_sent"]
+        .as_array()
+        .map(Vec::len);
+    assert_eq!(
+        browser
+            .text_of("#never-sent-count")
+            .await
+            .parse::<usize>()
+            .ok(),
+        never_count
+    );
+    browser.screenshot("implementation").await;
+    no_page_errors(&browser).await;
+    browser.close().await;
+    server.shutdown().await.unwrap();
+}
+
+/// Every route of the page loads without errors, and an unknown file is a JSON 404.
+#[actix_web::test]
+async fn every_view_loads_and_the_files_are_served_with_their_types() {
+    let db = TestDb::new();
+    let server = TestServer::start(dashboard_config(&db)).await;
+    let api = server.api_addr;
+    let header = |headers: &awc::http::header::HeaderMap, name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let (status, headers, body) = get(api, "/", &[]).await;
+    assert_eq!(status, 200);
+    assert!(
+        String::from_utf8_lossy(&body).contains(r#"<script type="module" src="/assets/app.js">"#)
+    );
+    assert!(header(&headers, "content-type").starts_with("text/html"));
+    let (status, headers, _) = get(api, "/assets/app.js", &[]).await;
+    assert_eq!(status, 200);
+    assert!(header(&headers, "content-type").starts_with("text/javascript"));
+    let etag = header(&headers, "etag");
+    assert!(!etag.is_empty(), "an ETag");
+    let (status, _, _) = get(api, "/assets/app.js", &[("If-None-Match", etag.as_str())]).await;
+    assert_eq!(status, 304, "an unchanged file is not sent again");
+    let (status, _, body) = get(api, "/assets/nothing.js", &[]).await;
+    assert_eq!(status, 404);
+    assert!(String::from_utf8_lossy(&body).contains("error"));
+
+    let browser = Browser::start().await;
+    for route in [
+        "",
+        "#/live",
+        "#/failures",
+        "#/implementations",
+        "#/timeseries",
+        "#/nowhere",
+    ] {
+        browser.goto(&format!("http://{api}/{route}")).await;
+        browser
+            .wait_for_text("#view", WAIT, |t| !t.contains("Loading"))
+            .await;
+    }
+    assert!(browser.text_of("#view").await.contains("No such page"));
+    no_page_errors(&browser).await;
+    browser.close().await;
+    server.shutdown().await.unwrap();
+}
+
+/// With an API token the page and its files load without it (they hold no data); data does not.
+#[actix_web::test]
+async fn the_page_loads_without_the_token_and_its_data_needs_it() {
+    let db = TestDb::new();
+    let server = TestServer::start(Config {
+        api_token: "s3cret".into(),
+        ..dashboard_config(&db)
+    })
+    .await;
+    let api = server.api_addr;
+    for path in ["/", "/assets/app.js", "/assets/network.js"] {
+        assert_eq!(get(api, path, &[]).await.0, 200, "{path} without a token");
+    }
+    assert_eq!(get(api, "/api/nodes", &[]).await.0, 401);
+    let bearer = [("Authorization", "Bearer s3cret")];
+    assert_eq!(get(api, "/api/nodes", &bearer).await.0, 200);
+    server.shutdown().await.unwrap();
+}
