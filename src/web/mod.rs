@@ -76,3 +76,35 @@ fn content_type(name: &str) -> &'static str {
         _ => "application/octet-stream",
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every module a page file imports (`from "./x.js"`, `import("./x.js")`) or links
+    /// (`/assets/x`) is among the compiled-in files: a renamed view cannot 404 at run time.
+    #[test]
+    fn every_file_the_page_refers_to_is_compiled_in() {
+        let mut referred = 0;
+        for name in Assets::iter() {
+            let text = String::from_utf8(Assets::get(&name).unwrap().data.into_owned()).unwrap();
+            for open in ["\"./", "\"/assets/"] {
+                for piece in text.split(open).skip(1) {
+                    let file = piece.split('"').next().unwrap();
+                    assert!(
+                        Assets::get(file).is_some(),
+                        "{name} refers to a missing {file}"
+                    );
+                    referred += 1;
+                }
+            }
+        }
+        assert!(referred >= 10, "only {referred} references found");
+    }
+
+    #[test]
+    fn only_the_page_and_its_files_are_open_paths() {
+        assert!(is_page_path("/") && is_page_path("/assets/app.js"));
+        assert!(!is_page_path("/api/nodes") && !is_page_path("/metrics"));
+    }
+}

@@ -98,9 +98,15 @@ impl Browser {
 
     /// The rendered text of the first element matching `css` (hidden elements have none).
     pub async fn text_of(&self, css: &str) -> String {
-        self.try_text_of(css)
-            .await
-            .unwrap_or_else(|e| panic!("text of {css:?}: {e}"))
+        for _ in 0..5 {
+            match self.try_text_of(css).await {
+                Ok(text) => return text,
+                // Redrawn between finding and reading (see `click`).
+                Err(e) if e.to_string().contains("stale element") => continue,
+                Err(e) => panic!("text of {css:?}: {e}"),
+            }
+        }
+        panic!("text of {css:?}: the element was replaced five times over");
     }
 
     /// Polls the text of `css` every 100 ms until `pred` accepts it; on timeout, saves a
@@ -144,13 +150,18 @@ impl Browser {
             .len()
     }
 
-    /// Clicks the first element matching `css`, as a user would (it must be visible).
+    /// Clicks the first element matching `css`, as a user would (it must be visible). A page
+    /// that redraws (the node table every 2 s) can replace the element between finding and
+    /// clicking it: then it is found again.
     pub async fn click(&self, css: &str) {
-        self.find(css)
-            .await
-            .click()
-            .await
-            .unwrap_or_else(|e| panic!("click {css:?}: {e}"));
+        for _ in 0..5 {
+            match self.find(css).await.click().await {
+                Ok(()) => return,
+                Err(e) if e.to_string().contains("stale element") => continue,
+                Err(e) => panic!("click {css:?}: {e}"),
+            }
+        }
+        panic!("click {css:?}: the element was replaced five times over");
     }
 
     /// Replaces the value of the input matching `css` by typing `text`.

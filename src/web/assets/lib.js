@@ -110,9 +110,17 @@ export function esc(value) {
   return String(value ?? "").replace(/[&<>"']/g, (c) => ESCAPES[c]);
 }
 
+/** One formatter per number of decimals: `toLocaleString` builds a new one on every call. */
+const FORMATS = new Map();
+
 export function num(n, digits = 0) {
   if (n === null || n === undefined || Number.isNaN(n)) return "–";
-  return Number(n).toLocaleString("en-US", { maximumFractionDigits: digits, minimumFractionDigits: digits });
+  let format = FORMATS.get(digits);
+  if (!format) {
+    format = new Intl.NumberFormat("en-US", { maximumFractionDigits: digits, minimumFractionDigits: digits });
+    FORMATS.set(digits, format);
+  }
+  return format.format(n);
 }
 
 export function percent(rate) {

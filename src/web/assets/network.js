@@ -107,6 +107,10 @@ export function mount(root) {
   function draw() {
     drawQueued = false;
     const now = Date.now();
+    // From the latest median, which may have come after the node list.
+    for (const n of nodes) {
+      n.behind = medianBest !== null && n.best_slot !== null ? Math.max(0, medianBest - n.best_slot) : null;
+    }
     const focused = document.activeElement && document.activeElement.dataset ? document.activeElement.dataset.pin : null;
     const shown = visible();
     tbody.innerHTML = shown.map((n) => row(n, now)).join("");
@@ -168,9 +172,8 @@ export function mount(root) {
       counts.set(n.node_id, n.event_count);
       const before = previous.get(n.node_id);
       const rate = seconds > 0 && before !== undefined ? Math.max(0, n.event_count - before) / seconds : null;
-      const behind = medianBest !== null && n.best_slot !== null ? Math.max(0, medianBest - n.best_slot) : null;
       const search = `${n.node_id} ${n.implementation_name} ${n.implementation_version} v${n.protocol_version} ${n.gp_version}`.toLowerCase();
-      return { ...n, rate, behind, search };
+      return { ...n, rate, search };
     });
     total = body.total;
     previous = counts;
@@ -185,6 +188,7 @@ export function mount(root) {
   async function loadNetwork() {
     const net = await api("/api/network");
     medianBest = net.best_slot.median;
+    redraw();
     const tile = (id) => root.querySelector("#" + id);
     tile("tile-nodes").querySelector(".big").textContent = `${num(net.connected_nodes)} / ${num(net.known_nodes)}`;
     for (const [id, spread] of [["tile-best", net.best_slot], ["tile-finalized", net.finalized_slot]]) {

@@ -59,9 +59,10 @@ export function mount(root, [nodeId], query) {
       <tr><th>gp version</th><td>${esc(info.gp_version)}</td></tr>
       <tr><th>note</th><td>${esc(info.note)}</td></tr>
       <tr><th>address</th><td>${esc(JSON.stringify(info.address))}</td></tr>
-      ${pairs(info.params)}
       ${info.params_diagnosis ? `<tr><th>params diagnosis</th><td class="bad">${esc(JSON.stringify(info.params_diagnosis))}</td></tr>` : ""}
-      </table>`;
+      </table>
+      <details><summary>JAM parameters (${Object.keys(info.params || {}).length}, layout ${esc(node.params_layout)})</summary>
+      <table class="kv">${pairs(info.params)}<tr><th>as sent</th><td class="mono">${esc(info.params_raw || "")}</td></tr></table></details>`;
     const status = node.latest_status;
     const fields = status ? status.data.Status : null;
     root.querySelector("#node-status").innerHTML = fields
