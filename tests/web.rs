@@ -49,6 +49,22 @@ fn simulate(config: SimConfig) -> (CancellationToken, tokio::task::JoinHandle<Si
     (stop, actix_web::rt::spawn(run))
 }
 
+/// Runs the simulation for `duration`, then waits until TART stored all that every node sent.
+async fn simulate_until_stored(server: &TestServer, db: &TestDb, duration: Duration) -> SimReport {
+    let report = Simulation::new(simulation(server, Some(duration)))
+        .run(CancellationToken::new())
+        .await;
+    for node in &report.nodes {
+        assert!(
+            eventually_stored(db, &node.node_id, node.events_sent as i64).await,
+            "node {} stored all {} it sent",
+            node.node_id,
+            node.events_sent
+        );
+    }
+    report
+}
+
 async fn no_page_errors(browser: &Browser) {
     no_page_errors_but(browser, |_| false).await;
 }
@@ -233,11 +249,8 @@ async fn the_node_page_shows_its_information_events_and_linked_events() {
     let db = TestDb::new();
     let server = TestServer::start(dashboard_config(&db)).await;
     let api = server.api_addr;
-    let report = Simulation::new(simulation(&server, Some(Duration::from_secs(4))))
-        .run(CancellationToken::new())
-        .await;
+    let report = simulate_until_stored(&server, &db, Duration::from_secs(4)).await;
     let failing = &report.nodes[FAILING];
-    assert!(eventually_stored(&db, &failing.node_id, failing.events_sent as i64).await);
 
     // A failed outbound connection points at its attempt: both ends are one click apart.
     let (_, page) = get_json(
@@ -435,12 +448,7 @@ async fn the_failures_and_implementations_pages_show_the_planted_figures() {
     let db = TestDb::new();
     let server = TestServer::start(dashboard_config(&db)).await;
     let api = server.api_addr;
-    let report = Simulation::new(simulation(&server, Some(Duration::from_secs(6))))
-        .run(CancellationToken::new())
-        .await;
-    for node in &report.nodes {
-        assert!(eventually_stored(&db, &node.node_id, node.events_sent as i64).await);
-    }
+    let report = simulate_until_stored(&server, &db, Duration::from_secs(6)).await;
     let failing = &report.nodes[FAILING];
     let all_failed: u64 = report
         .nodes
