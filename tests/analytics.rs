@@ -991,18 +991,27 @@ async fn the_simulators_planted_faults_are_reported_as_planted() {
         all_failed,
         out_failures().await
     );
-    let out = out_failures().await;
-    let node = out["nodes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|n| n["node_id"] == failing.node_id.as_str())
-        .expect("the failing node among the nodes failing")
-        .clone();
-    assert_eq!(
-        (node["count"].as_i64(), node["attempts"].as_i64()),
-        (Some(failed), Some(attempts))
+    let failing_node = |out: &Value| {
+        out["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|n| n["node_id"] == failing.node_id.as_str())
+            .expect("the failing node among the nodes failing")
+            .clone()
+    };
+    // Waited for too: the attempts made after the last failure may be counted a rollup later.
+    let counted = |node: &Value| (node["count"].as_i64(), node["attempts"].as_i64());
+    assert!(
+        eventually(WAIT, || async {
+            counted(&failing_node(&out_failures().await)) == (Some(failed), Some(attempts))
+        })
+        .await,
+        "the failing node: {failed} of {attempts} sent; TART: {:?}",
+        counted(&failing_node(&out_failures().await))
     );
+    let out = out_failures().await;
+    let node = failing_node(&out);
     let rate = node["rate"].as_f64().unwrap();
     assert!((rate - failed as f64 / attempts as f64).abs() < 1e-9);
     assert!((rate - RATE).abs() < 0.2, "planted {RATE}, sent at {rate}");
