@@ -1,11 +1,12 @@
 //! The web dashboard: a page at `/` and its files at `/assets/…`, compiled into the binary so a
 //! TART serves its own dashboard with nothing fetched at run time and no JavaScript build step.
 //!
-//! The page is plain ES modules: `app.js` holds the router and the helpers every view shares,
-//! and each view is one module of its own (`network.js`, `node.js`, …) named in `app.js`'s route
-//! table. Files are answered with a strong ETag (their SHA-256) and `no-cache`, so a browser
+//! The page is plain ES modules: `app.js` holds the router, `lib.js` the helpers every view
+//! shares, and each view is one module of its own (`network.js`, `node.js`, …) named in
+//! `app.js`'s route table. Files are answered with a strong ETag (their SHA-256) and `no-cache`, so a browser
 //! revalidates and an upgraded TART is seen at once, at the price of a 304 per file.
 
+use actix_web::http::header::Header;
 use actix_web::http::header::{self, EntityTag};
 use actix_web::{guard, web, HttpRequest, HttpResponse};
 use rust_embed::Embed;
@@ -45,11 +46,11 @@ fn serve(req: &HttpRequest, name: &str) -> HttpResponse {
         }));
     };
     let tag = EntityTag::new_strong(hex::encode(file.metadata.sha256_hash()));
-    let unchanged = req
-        .headers()
-        .get(header::IF_NONE_MATCH)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.split(',').any(|t| t.trim() == tag.to_string()));
+    let unchanged = match header::IfNoneMatch::parse(req).ok() {
+        Some(header::IfNoneMatch::Any) => true,
+        Some(header::IfNoneMatch::Items(tags)) => tags.iter().any(|t| t.weak_eq(&tag)),
+        None => false,
+    };
     let mut answer = if unchanged {
         HttpResponse::NotModified()
     } else {
