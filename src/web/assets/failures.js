@@ -1,21 +1,17 @@
 // Failures over a range: each failure type with its attempts and rate, the nodes failing most
 // and the reasons they gave (`/api/failures`).
 
-import { api, esc, num, percent, nodeLink, failure, poll } from "./lib.js";
-
-const RANGES = { "1h": 1, "6h": 6, "24h": 24, "7d": 168 };
+import { api, esc, num, percent, nodeLink, failure, poll, RANGES, pickRange, rangeStart, choices } from "./lib.js";
 
 export function mount(root, params, query) {
-  const range = RANGES[query.get("range")] ? query.get("range") : "1h";
+  const range = pickRange(query);
   root.innerHTML = `<section class="panel"><h1>Failures</h1>
-    <p class="table-tools">Range: ${Object.keys(RANGES)
-      .map((r) => (r === range ? `<b>${r}</b>` : `<a href="#/failures?range=${r}">${r}</a>`))
-      .join(" · ")} <span class="muted" id="failures-range"></span></p>
+    <p class="table-tools">Range: ${choices(Object.keys(RANGES), range, (r) => `#/failures?range=${r}`)} <span class="muted" id="failures-range"></span></p>
     <div id="failures-list"><p class="muted">Loading…</p></div></section>`;
   const list = root.querySelector("#failures-list");
 
   async function load() {
-    const from = new Date(Date.now() - RANGES[range] * 3600_000).toISOString();
+    const from = rangeStart(range);
     let report;
     try {
       report = await api(`/api/failures?from=${encodeURIComponent(from)}`);

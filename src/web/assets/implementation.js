@@ -2,7 +2,7 @@
 // its nodes send and never send, what did not decode, undefined discriminators, refusals and
 // clock skew.
 
-import { api, esc, num, failure } from "./lib.js";
+import { api, esc, num, failure, skewRanges } from "./lib.js";
 
 function tallies(title, list, id) {
   return `<h3>${esc(title)}</h3>${list.length
@@ -11,9 +11,9 @@ function tallies(title, list, id) {
 }
 
 function skew(s) {
-  if (!s.p50_ms) return '<p class="muted">no events timed yet</p>';
-  const range = ([a, b]) => `${num(a)}…${num(b)} ms`;
-  return `<p id="impl-skew" class="${s.absurd ? "bad" : ""}">receive time − event time over ${num(s.events)} events: p50 ${range(s.p50_ms)}, p99 ${range(s.p99_ms)}${s.absurd ? " <b>absurd: a clock or epoch is wrong</b>" : ""}</p>`;
+  const ranges = skewRanges(s);
+  if (!ranges) return '<p class="muted">no events timed yet</p>';
+  return `<p id="impl-skew" class="${s.absurd ? "bad" : ""}">receive time − event time over ${num(s.events)} events: ${ranges}${s.absurd ? " <b>absurd: a clock or epoch is wrong</b>" : ""}</p>`;
 }
 
 export function mount(root, [name]) {

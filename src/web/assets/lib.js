@@ -150,6 +150,31 @@ export function failure(what, e) {
   return `<p class="bad">Could not load ${esc(what)}: ${esc(e.message)}</p>`;
 }
 
+/** A clock skew's p50 and p99 as the ranges of their buckets; null before any event was timed. */
+export function skewRanges(skew) {
+  if (!skew || !skew.p50_ms) return null;
+  const range = ([a, b]) => `${num(a)}…${num(b)} ms`;
+  return `p50 ${range(skew.p50_ms)}, p99 ${range(skew.p99_ms)}`;
+}
+
+/** The ranges a view can look back over, in hours. */
+export const RANGES = { "1h": 1, "6h": 6, "24h": 24, "7d": 168 };
+
+/** The range named in `query` (`?range=`), or the last hour. */
+export function pickRange(query) {
+  return RANGES[query.get("range")] ? query.get("range") : "1h";
+}
+
+/** Where `range` starts, from now, as RFC 3339 for the API. */
+export function rangeStart(range) {
+  return new Date(Date.now() - RANGES[range] * 3600_000).toISOString();
+}
+
+/** Links to each of `options` (the `current` one in bold, not a link), `href(option)` each. */
+export function choices(options, current, href) {
+  return options.map((o) => (o === current ? `<b>${esc(o)}</b>` : `<a href="${href(o)}">${esc(o)}</a>`)).join(" · ");
+}
+
 /** A small line of `values` as an SVG. */
 export function sparkline(values, width = 160, height = 32) {
   if (!values.length) return "";

@@ -2,7 +2,7 @@
 // /api/nodes (sort by any column, filter as you type, pin rows to the top, stale rows greyed;
 // its settings are kept in local storage).
 
-import { api, poll, esc, num, ago, nodeLink, sparkline } from "./lib.js";
+import { api, poll, esc, num, ago, nodeLink, sparkline, rangeStart } from "./lib.js";
 
 const SETTINGS_KEY = "tart.nodeTable";
 /** A node not heard from for this long is greyed, even while its connection is open. */
@@ -219,8 +219,7 @@ export function mount(root) {
 
   /** The last hour's events per second, a point a minute (the current minute is still open). */
   async function loadRate() {
-    const from = new Date(Date.now() - 3600_000).toISOString();
-    const series = await api(`/api/timeseries?group_by=implementation&step=60&from=${encodeURIComponent(from)}`);
+    const series = await api(`/api/timeseries?group_by=implementation&step=60&from=${encodeURIComponent(rangeStart("1h"))}`);
     const perBucket = series.buckets.map((_, i) => series.series.reduce((sum, s) => sum + s.values[i], 0) / series.step_seconds);
     root.querySelector("#tile-eps .spark-box").innerHTML = sparkline(perBucket.slice(0, -1));
   }

@@ -2,7 +2,7 @@
 // clock skew) and its events through the explorer's filters and paging. The filters and the
 // page are in the URL (`#/node/<id>?type=…&from=…&to=…&before=…`), so a view can be shared.
 
-import { api, esc, num, ago, failure, poll } from "./lib.js";
+import { api, esc, num, ago, failure, poll, skewRanges } from "./lib.js";
 import { eventsTable } from "./events.js";
 
 const PAGE = 50;
@@ -14,9 +14,8 @@ function pairs(object) {
 }
 
 function skew(s) {
-  if (!s || !s.p50_ms) return "–";
-  const range = ([a, b]) => `${num(a)}…${num(b)} ms`;
-  return `p50 ${range(s.p50_ms)}, p99 ${range(s.p99_ms)}${s.absurd ? ' <b class="bad">absurd</b>' : ""}`;
+  const ranges = skewRanges(s);
+  return ranges ? `${ranges}${s.absurd ? ' <b class="bad">absurd</b>' : ""}` : "–";
 }
 
 export function mount(root, [nodeId], query) {

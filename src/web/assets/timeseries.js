@@ -1,24 +1,23 @@
 // Events over time per type, node or implementation (`/api/timeseries`), the largest series
 // drawn and the rest summed as "others".
 
-import { api, lineChart, shortId, failure, poll } from "./lib.js";
+import { api, lineChart, shortId, failure, poll, RANGES, pickRange, rangeStart, choices } from "./lib.js";
 
-const RANGES = { "1h": 1, "6h": 6, "24h": 24, "7d": 168 };
 const GROUPS = ["type", "implementation", "node"];
 const DRAWN = 8;
 
 export function mount(root, params, query) {
-  const range = RANGES[query.get("range")] ? query.get("range") : "1h";
+  const range = pickRange(query);
   const group = GROUPS.includes(query.get("group_by")) ? query.get("group_by") : "type";
   const link = (r, g) => `#/timeseries?range=${r}&group_by=${g}`;
   root.innerHTML = `<section class="panel"><h1>Events over time</h1>
-    <p class="table-tools">By ${GROUPS.map((g) => (g === group ? `<b>${g}</b>` : `<a href="${link(range, g)}">${g}</a>`)).join(" · ")}
-    &nbsp; Range ${Object.keys(RANGES).map((r) => (r === range ? `<b>${r}</b>` : `<a href="${link(r, group)}">${r}</a>`)).join(" · ")}
+    <p class="table-tools">By ${choices(GROUPS, group, (g) => link(range, g))}
+    &nbsp; Range ${choices(Object.keys(RANGES), range, (r) => link(r, group))}
     <span class="muted" id="series-tier"></span></p><div id="series-chart"><p class="muted">Loading…</p></div></section>`;
   const box = root.querySelector("#series-chart");
 
   async function load() {
-    const from = new Date(Date.now() - RANGES[range] * 3600_000).toISOString();
+    const from = rangeStart(range);
     let body;
     try {
       body = await api(`/api/timeseries?group_by=${group}&from=${encodeURIComponent(from)}`);
