@@ -87,29 +87,12 @@ async fn table_order(browser: &Browser) -> Vec<String> {
         .await
 }
 
-/// One column of the table, top to bottom (1 is the node column; 0 holds the pins).
-async fn table_column(browser: &Browser, column: usize) -> Vec<String> {
-    browser
-        .js(&format!(
-            "return [...document.querySelectorAll('#node-table tbody tr')].map(r => r.cells[{column}].textContent.trim())"
-        ))
-        .await
-}
-
 async fn wait_for_rows(browser: &Browser, css: &str, expected: impl Fn(usize) -> bool, what: &str) {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        let n = browser.count(css).await;
-        if expected(n) {
-            return;
-        }
-        if tokio::time::Instant::now() >= deadline {
-            browser
-                .screenshot(&format!("failed-{}", what.replace(' ', "-")))
-                .await;
-            panic!("{what}: {n} rows of `{css}`");
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+    if !eventually(WAIT, || async { expected(browser.count(css).await) }).await {
+        browser
+            .screenshot(&format!("failed-{}", what.replace(' ', "-")))
+            .await;
+        panic!("{what}: {} rows of `{css}`", browser.count(css).await);
     }
 }
 
@@ -174,7 +157,7 @@ async fn the_network_page_lists_sorts_filters_and_pins_the_simulated_nodes() {
             t.contains("Implementation")
         })
         .await;
-    let ascending = table_column(&browser, 2).await;
+    let ascending = table_cells(&browser, "#node-table", 2).await;
     let mut sorted = ascending.clone();
     sorted.sort();
     assert_eq!(ascending, sorted, "ascending by implementation");
@@ -184,7 +167,7 @@ async fn the_network_page_lists_sorts_filters_and_pins_the_simulated_nodes() {
             t.contains("Implementation")
         })
         .await;
-    let descending = table_column(&browser, 2).await;
+    let descending = table_cells(&browser, "#node-table", 2).await;
     sorted.reverse();
     assert_eq!(descending, sorted, "descending by implementation");
 
@@ -197,7 +180,7 @@ async fn the_network_page_lists_sorts_filters_and_pins_the_simulated_nodes() {
         "the filtered table",
     )
     .await;
-    assert!(table_column(&browser, 2).await[0].starts_with(SLOPPY_IMPLEMENTATION));
+    assert!(table_cells(&browser, "#node-table", 2).await[0].starts_with(SLOPPY_IMPLEMENTATION));
     browser.type_into("#node-filter", "").await;
     wait_for_rows(
         &browser,
@@ -364,18 +347,17 @@ async fn newest_live_row(browser: &Browser) -> i64 {
 }
 
 async fn wait_for_newer_live_row(browser: &Browser, than: i64, what: &str) -> i64 {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        let newest = newest_live_row(browser).await;
-        if newest > than {
-            return newest;
-        }
-        if tokio::time::Instant::now() >= deadline {
-            browser.screenshot(&format!("failed-{what}")).await;
-            panic!("{what}: no live event newer than {than}");
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+    let newest = std::cell::Cell::new(0);
+    let newer = eventually(WAIT, || async {
+        newest.set(newest_live_row(browser).await);
+        newest.get() > than
+    })
+    .await;
+    if !newer {
+        browser.screenshot(&format!("failed-{what}")).await;
+        panic!("{what}: no live event newer than {than}");
     }
+    newest.get()
 }
 
 #[actix_web::test]
