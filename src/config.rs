@@ -64,6 +64,7 @@ pub struct Config {
     pub ws_heartbeat_ms: u64,
     pub ws_client_timeout_ms: u64,
     pub ws_stats_interval_ms: u64,
+    pub network_metrics_forget_secs: u64,
 }
 
 impl Default for Config {
@@ -111,6 +112,7 @@ impl Default for Config {
             ws_heartbeat_ms: 5_000,
             ws_client_timeout_ms: 30_000,
             ws_stats_interval_ms: 5_000,
+            network_metrics_forget_secs: 3_600,
         }
     }
 }
@@ -251,6 +253,10 @@ impl Config {
 
     pub fn rollup_interval(&self) -> Duration {
         Duration::from_millis(self.rollup_interval_ms)
+    }
+
+    pub fn network_metrics_forget_after(&self) -> Duration {
+        Duration::from_secs(self.network_metrics_forget_secs)
     }
 
     pub fn hourly_stats_interval(&self) -> Duration {

@@ -6,13 +6,15 @@
 //!   [`ingest::connection`] actor, which frames and decodes with [`jip3`] and hands each read's
 //!   events to [`ingest::rate_limiter`];
 //! - [`persist`]: the database side: [`persist::writer`] batches what was admitted into [`store`]
-//!   (PostgreSQL through diesel-async);
+//!   (PostgreSQL through diesel-async); [`analytics`] follows blocks across events and nodes as
+//!   the writer accepts them;
 //! - [`live`]: the browser side: [`live::broadcaster`] fans the events out to the WebSocket
 //!   sessions of [`api`];
 //! - [`messages`]: what crosses between those wings, and nothing else;
 //! - [`api`], [`dash`], [`sim`], [`decode_tool`]: the REST API and WebSocket, the terminal
 //!   dashboard, the node simulator and the capture decoder.
 
+pub mod analytics;
 pub mod api;
 pub mod config;
 pub mod dash;

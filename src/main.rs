@@ -194,13 +194,18 @@ fn start_demo(server: &Server, nodes: usize) -> CancellationToken {
          layouts (every combination from 8 nodes on). Faults are planted for the analytics to \
          find: node 1 fails a quarter of its outbound connections, node 2 runs \"sloppy-sim\" \
          (leaves out events 190-192, sends the undefined 250), node 3's clock is 1.5 s ahead, \
-         node 0 reports 100 events lost.\n\
+         node 0 reports 100 events lost, node 4 learns of blocks 2 s late, every 20th slot is \
+         forked, half of core 1's work-packages fail, node 5 never sends its guarantees and node 6's \
+         link to node 7 flaps.\n\
          \x20 web page:     http://{api}/\n\
          \x20 nodes:        http://{api}/api/nodes\n\
          \x20 events:       http://{api}/api/events?limit=10\n\
          \x20 network:      http://{api}/api/network\n\
          \x20 failures:     http://{api}/api/failures\n\
          \x20 conformance:  http://{api}/api/implementations/sloppy-sim\n\
+         \x20 blocks:       http://{api}/#/slots (http://{api}/api/slots)\n\
+         \x20 work-packages: http://{api}/#/work-packages (http://{api}/api/work-packages)\n\
+         \x20 peers:        http://{api}/#/peers (http://{api}/api/peers)\n\
          \x20 live:         ws://{api}/api/ws\n\
          \x20 metrics:      http://{api}/metrics\n\
          \x20 terminal:     cargo run --release --bin tart-dash -- --port {}\n\

@@ -52,8 +52,8 @@ pub enum Payload {
         /// The bytes after the discriminator as the node sent them: what is stored, and what the
         /// JSON is made from when somebody reads it.
         fields: Bytes,
-        /// What the `blocks` table keeps of the events that report a block.
-        block: Option<BlockFacts>,
+        /// What the writer's consumers need of it, for the events they read.
+        fact: Option<Fact>,
         /// Where its Event ID field points, resolved at ingest.
         reference: Reference,
     },
@@ -87,32 +87,199 @@ impl Reference {
     }
 }
 
-/// The block a BestBlockChanged, FinalizedBlockChanged or Authored event reports, taken from the
-/// decoded event at ingest (the decoded event itself is not kept).
+/// What the writer's consumers need of an event beyond its discriminator and reference, taken
+/// from the decoded event at ingest (the decoded event itself is not kept): the blocks table,
+/// the node's latest slots and the trackers of blocks and work-packages (`analytics`). Events
+/// that carry nothing more than a reference to an earlier one need no fact.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fact {
+    Block(BlockFacts),
+    /// Authoring: the node starts authoring `slot` (Authored or Authoring failed refer to it).
+    Authoring {
+        slot: u32,
+    },
+    /// Work-package received, or a duplicate of one the node has: the package and its core.
+    Package {
+        core: u16,
+        hash: [u8; 32],
+        duplicate: bool,
+    },
+    /// Refined: the gas and time of all its work items.
+    Refined {
+        gas: u64,
+        ns: u64,
+    },
+    /// Work-report built, or a guarantee built, received or discarded: the work-report's hash.
+    Report {
+        stage: ReportStage,
+        report_hash: [u8; 32],
+    },
+    /// Connecting out to, connected in from, or disconnected from a peer.
+    Peer {
+        change: PeerChange,
+        peer_id: [u8; 32],
+    },
+}
+
+/// What an event says of a peer connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PeerChange {
+    /// Connecting out: Connected out (which names no peer) refers to it.
+    ConnectingOut,
+    ConnectedIn,
+    Disconnected,
+}
+
+/// What an event with a work-report hash says of it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReportStage {
+    Built,
+    GuaranteeBuilt,
+    GuaranteeReceived,
+    GuaranteeDiscarded,
+}
+
+impl Fact {
+    pub fn of(event: &Event) -> Option<Fact> {
+        let (stage, slot, hash) = match event {
+            Event::Authoring { slot, .. } => return Some(Fact::Authoring { slot: *slot }),
+            Event::ConnectingOut { peer_id, .. } => {
+                return Some(Fact::peer(PeerChange::ConnectingOut, peer_id))
+            }
+            Event::ConnectedIn { peer_id, .. } => {
+                return Some(Fact::peer(PeerChange::ConnectedIn, peer_id))
+            }
+            Event::Disconnected { peer_id, .. } => {
+                return Some(Fact::peer(PeerChange::Disconnected, peer_id))
+            }
+            Event::WorkPackageReceived {
+                core_index,
+                outline,
+                ..
+            } => {
+                return Some(Fact::Package {
+                    core: *core_index,
+                    hash: outline.hash.0,
+                    duplicate: false,
+                })
+            }
+            Event::DuplicateWorkPackage {
+                core_index,
+                work_package_hash,
+                ..
+            } => {
+                return Some(Fact::Package {
+                    core: *core_index,
+                    hash: work_package_hash.0,
+                    duplicate: true,
+                })
+            }
+            Event::Refined { costs, .. } => {
+                let sum = |f: fn(&crate::jip3::types::RefineCost) -> u64| {
+                    costs.iter().map(f).fold(0u64, u64::saturating_add)
+                };
+                return Some(Fact::Refined {
+                    gas: sum(|c| c.total.gas),
+                    ns: sum(|c| c.total.ns),
+                });
+            }
+            Event::WorkReportBuilt { outline, .. } => {
+                return Some(Fact::report(ReportStage::Built, &outline.hash))
+            }
+            Event::GuaranteeBuilt { outline, .. } => {
+                return Some(Fact::report(
+                    ReportStage::GuaranteeBuilt,
+                    &outline.work_report_hash,
+                ))
+            }
+            Event::GuaranteeReceived { outline, .. } => {
+                return Some(Fact::report(
+                    ReportStage::GuaranteeReceived,
+                    &outline.work_report_hash,
+                ))
+            }
+            Event::GuaranteeDiscarded { outline, .. } => {
+                return Some(Fact::report(
+                    ReportStage::GuaranteeDiscarded,
+                    &outline.work_report_hash,
+                ))
+            }
+            Event::BestBlockChanged { slot, header_hash } => {
+                (BlockStage::Best, Some(*slot), header_hash)
+            }
+            Event::FinalizedBlockChanged { slot, header_hash } => {
+                (BlockStage::Finalized, Some(*slot), header_hash)
+            }
+            Event::Authored { outline, .. } => (BlockStage::Authored, None, &outline.header_hash),
+            Event::Importing { slot, outline } => {
+                (BlockStage::Importing, Some(*slot), &outline.header_hash)
+            }
+            Event::BlockAnnounced {
+                slot, header_hash, ..
+            } => (BlockStage::Announced, Some(*slot), header_hash),
+            _ => return None,
+        };
+        Some(Fact::Block(BlockFacts {
+            stage,
+            slot,
+            header_hash: hash.0,
+        }))
+    }
+
+    fn peer(change: PeerChange, peer_id: &crate::jip3::types::Hash) -> Fact {
+        Fact::Peer {
+            change,
+            peer_id: peer_id.0,
+        }
+    }
+
+    fn report(stage: ReportStage, hash: &crate::jip3::types::Hash) -> Fact {
+        Fact::Report {
+            stage,
+            report_hash: hash.0,
+        }
+    }
+
+    pub fn block(&self) -> Option<&BlockFacts> {
+        match self {
+            Fact::Block(block) => Some(block),
+            _ => None,
+        }
+    }
+}
+
+/// How an event names a block.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum BlockStage {
+    /// A peer announced it (BlockAnnounced).
+    Announced,
+    /// The node starts importing it (Importing).
+    Importing,
+    /// The node authored it (Authored: no slot, the Authoring it refers to has it).
+    Authored,
+    Best,
+    Finalized,
+}
+
+/// A block an event names.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BlockFacts {
-    /// `best`, `finalized` or `authored`, as the `blocks.kind` column says.
-    pub kind: &'static str,
+    pub stage: BlockStage,
     /// None for Authored, whose outline has no slot.
     pub slot: Option<u32>,
     pub header_hash: [u8; 32],
 }
 
 impl BlockFacts {
-    pub fn of(event: &Event) -> Option<BlockFacts> {
-        let (kind, slot, hash) = match event {
-            Event::BestBlockChanged { slot, header_hash } => ("best", Some(*slot), header_hash),
-            Event::FinalizedBlockChanged { slot, header_hash } => {
-                ("finalized", Some(*slot), header_hash)
-            }
-            Event::Authored { outline, .. } => ("authored", None, &outline.header_hash),
-            _ => return None,
-        };
-        Some(BlockFacts {
-            kind,
-            slot,
-            header_hash: hash.0,
-        })
+    /// As the `blocks.kind` column says, for the events that table keeps (best, finalized and
+    /// authored blocks).
+    pub fn stored_kind(&self) -> Option<&'static str> {
+        match self.stage {
+            BlockStage::Best => Some("best"),
+            BlockStage::Finalized => Some("finalized"),
+            BlockStage::Authored => Some("authored"),
+            BlockStage::Announced | BlockStage::Importing => None,
+        }
     }
 }
 

@@ -1,6 +1,7 @@
 //! Every Prometheus metric of one server instance, in one registry (served at `/metrics`).
 //! One registry per instance, not a global, so tests can run several servers in one process.
 
+use crate::analytics::network::NetworkBook;
 use prometheus::{
     Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
 };
@@ -43,9 +44,20 @@ pub struct Metrics {
     pub broadcast_latency: Histogram,
     pub ws_slow_clients_disconnected: IntCounter,
     pub ws_sessions: IntGauge,
+    pub analytics_left_out: IntCounterVec,
+    /// The bounds, so alert rules can compare the gauges above with them.
+    pub max_connections: IntGauge,
+    pub buffer_capacity: IntGauge,
+    pub buffer_capacity_bytes: IntGauge,
+    /// What the nodes tell of the chain, served apart at `/metrics/network`.
+    pub network: NetworkBook,
 }
 
-fn register<T: prometheus::core::Collector + Clone + 'static>(registry: &Registry, metric: T) -> T {
+/// Registers `metric` in `registry` and hands it back.
+pub(crate) fn register<T: prometheus::core::Collector + Clone + 'static>(
+    registry: &Registry,
+    metric: T,
+) -> T {
     registry
         .register(Box::new(metric.clone()))
         .expect("metric names are unique");
@@ -263,16 +275,53 @@ impl Metrics {
                 "telemetry_database_pool_connections",
                 "Connections open in the DB writer's pool",
             ),
+            analytics_left_out: counter_vec(
+                "telemetry_analytics_left_out_total",
+                "Updates of the protocol views left out because the changes waiting for the \
+                 database were at their ceiling (the events themselves are stored)",
+                "view",
+            ),
+            max_connections: gauge(
+                "telemetry_max_connections",
+                "Node connections open at most (max_connections)",
+            ),
+            buffer_capacity: gauge(
+                "telemetry_buffer_capacity",
+                "Events that may be accepted and not yet written (queue_capacity)",
+            ),
+            buffer_capacity_bytes: gauge(
+                "telemetry_buffer_capacity_bytes",
+                "Memory the events accepted and not yet written may hold (queue_bytes)",
+            ),
+            network: NetworkBook::default(),
             registry: r,
         }
     }
 
+    /// Publishes the configured bounds beside the gauges they bound, and bounds the network's.
+    pub fn set_limits(&self, config: &crate::config::Config) {
+        let gauge =
+            |gauge: &IntGauge, value: usize| gauge.set(i64::try_from(value).unwrap_or(i64::MAX));
+        gauge(&self.max_connections, config.max_connections);
+        gauge(&self.buffer_capacity, config.queue_capacity);
+        gauge(&self.buffer_capacity_bytes, config.queue_bytes);
+        self.network.configure(
+            config.network_metrics_forget_after(),
+            config.max_connections,
+        );
+    }
+
     /// The Prometheus text exposition of every metric.
     pub fn render(&self) -> String {
-        TextEncoder::new()
-            .encode_to_string(&self.registry.gather())
-            .unwrap_or_else(|e| format!("# encoding metrics failed: {e}\n"))
+        render(&self.registry)
     }
+}
+
+/// The Prometheus text exposition of every metric in `registry`.
+pub(crate) fn render(registry: &Registry) -> String {
+    TextEncoder::new()
+        .encode_to_string(&registry.gather())
+        .unwrap_or_else(|e| format!("# encoding metrics failed: {e}\n"))
 }
 
 impl Default for Metrics {

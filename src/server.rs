@@ -75,6 +75,7 @@ impl Server {
         let client_limits = api::guard::ClientLimits::from_config(&config)?;
         let config = Arc::new(config);
         let metrics = Arc::new(Metrics::new());
+        metrics.set_limits(&config);
         log::info!("using database {}", redact_url(&config.database_url));
         store::prepare(&config.database_url).await?;
         let api_socket = api::bind(&config).map_err(|source| StartError::Bind {
@@ -254,12 +255,13 @@ fn spawn_upkeep(pool: store::Pool, config: &Config) {
                 }
             }
             let pruned = match pool.get().await {
-                Ok(mut conn) => aggregates::prune(&mut conn, minute_days, hour_days).await,
+                Ok(mut conn) => prune_derived(&mut conn, minute_days, hour_days).await,
                 Err(e) => Err(e.into()),
             };
             match pruned {
-                Ok((minutes, hours)) if minutes + hours > 0 => log::info!(
-                    "retention: deleted {minutes} minute and {hours} hourly event counts"
+                Ok((minutes, hours, protocol)) if minutes + hours + protocol > 0 => log::info!(
+                    "retention: deleted {minutes} minute and {hours} hourly event counts, \
+                     {protocol} rows of the JAM views"
                 ),
                 Ok(_) => {}
                 Err(e) => log::error!("deleting event counts past their retention failed: {e}"),
@@ -272,6 +274,20 @@ fn spawn_upkeep(pool: store::Pool, config: &Config) {
             Duration::from_secs(config.vacuum_interval_secs),
         );
     }
+}
+
+/// Deletes the event counts and the rows of the JAM views past their retention: the per-node
+/// rows are kept as long as the minute counts, the summaries as the hourly ones.
+async fn prune_derived(
+    conn: &mut diesel_async::AsyncPgConnection,
+    minute_days: u32,
+    hour_days: u32,
+) -> Result<(usize, usize, usize), store::StoreError> {
+    let (minutes, hours) = aggregates::prune(conn, minute_days, hour_days).await?;
+    let protocol = store::blocks::prune(conn, minute_days, hour_days).await?
+        + store::packages::prune(conn, minute_days, hour_days).await?
+        + store::peers::prune(conn, minute_days, hour_days).await?;
+    Ok((minutes, hours, protocol))
 }
 
 /// Vacuums the bookkeeping tables every `interval` (see `aggregates::vacuum_bookkeeping`).

@@ -944,6 +944,7 @@ async fn the_simulators_planted_faults_are_reported_as_planted() {
             skewed_clocks: vec![(SKEWED, 3000)],
             sloppy: vec![SLOPPY],
             dropped_ranges: vec![(DROPPING, 1000)],
+            ..Faults::default()
         },
         ..SimConfig::new(server.telemetry_addr)
     };

@@ -731,7 +731,9 @@ async fn the_openapi_document_lists_every_route_and_each_answers_as_documented()
         let concrete = path
             .replace("{node_id}", &"0".repeat(64))
             .replace("{id}", "1")
-            .replace("{name}", "nobody");
+            .replace("{name}", "nobody")
+            .replace("{slot}", "7")
+            .replace("{hash}", &"ab".repeat(32));
         let (status, _, _) = get(api, &concrete, &[]).await;
         let listed: Vec<&String> = operation["responses"].as_object().unwrap().keys().collect();
         assert!(

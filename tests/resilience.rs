@@ -482,7 +482,7 @@ async fn a_row_the_database_refuses_is_isolated_and_kept_as_a_failure() {
     use tart_backend::ingest::budget::QueueBudget;
     use tart_backend::jip3::{stored, Dialect};
     use tart_backend::messages::{
-        BlockFacts, Drain, EventBatch, EventBatches, IngestEvent, Payload, Reference,
+        Drain, EventBatch, EventBatches, Fact, IngestEvent, Payload, Reference,
     };
     use tart_backend::persist::writer::DbWriter;
 
@@ -500,7 +500,7 @@ async fn a_row_the_database_refuses_is_isolated_and_kept_as_a_failure() {
                 timestamp: event.timestamp,
                 discriminator: event.event.discriminator(),
                 fields: stored::fields_of(&event.to_bytes()),
-                block: BlockFacts::of(&event.event),
+                fact: Fact::of(&event.event),
                 reference: Reference::None,
             },
         })

@@ -565,6 +565,9 @@ async fn every_view_loads_and_the_files_are_served_with_their_types() {
         "#/failures",
         "#/implementations",
         "#/timeseries",
+        "#/slots",
+        "#/work-packages",
+        "#/peers",
         "#/nowhere",
     ] {
         browser.goto(&format!("http://{api}/{route}")).await;
@@ -573,6 +576,284 @@ async fn every_view_loads_and_the_files_are_served_with_their_types() {
             .await;
     }
     assert!(browser.text_of("#view").await.contains("No such page"));
+    no_page_errors(&browser).await;
+    browser.close().await;
+    server.shutdown().await.unwrap();
+}
+
+/// The block pages against a simulation with a node that learns of blocks 250 ms late and every
+/// fourth slot forked: the slot list marks the forks, and a slot's page draws one step per node
+/// reached and shows the late node's delay.
+#[actix_web::test]
+async fn the_block_pages_show_the_forks_and_the_late_nodes_delay() {
+    const LATE: usize = 3;
+    const LATE_MS: f64 = 250.0;
+    let db = TestDb::new();
+    let server = TestServer::start(dashboard_config(&db)).await;
+    let api = server.api_addr;
+    let config = SimConfig {
+        slot_duration: Duration::from_millis(400),
+        duration: Some(Duration::from_secs(6)),
+        faults: Faults {
+            late_blocks: vec![(LATE, LATE_MS as u64)],
+            forks_every: Some(4),
+            ..Faults::default()
+        },
+        ..simulation(&server, None)
+    };
+    let report = Simulation::new(config).run(CancellationToken::new()).await;
+    for node in &report.nodes {
+        assert!(eventually_stored(&db, &node.node_id, node.events_sent as i64).await);
+    }
+    let late = &report.nodes[LATE].node_id;
+    let slots = || async { get_json(api, "/api/slots").await.1["slots"].clone() };
+    // A fork in the middle of the run, and an ordinary slot that the late node did not author.
+    let (fork, ordinary) = {
+        assert!(
+            eventually(WAIT, || async {
+                slots()
+                    .await
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|s| s["fork"] == true)
+            })
+            .await
+        );
+        let all = slots().await;
+        let all = all.as_array().unwrap();
+        let pick = |forked: bool| {
+            all[2..all.len() - 4]
+                .iter()
+                .find(|s| {
+                    s["fork"] == forked
+                        && s["blocks"]
+                            .as_array()
+                            .unwrap()
+                            .iter()
+                            .all(|b| b["author"].is_string() && b["author"] != late.as_str())
+                })
+                .map(|s| s["slot"].as_i64().unwrap())
+                .expect("such a slot")
+        };
+        (pick(true), pick(false))
+    };
+
+    let browser = Browser::start().await;
+    browser.goto(&format!("http://{api}/#/slots")).await;
+    let marked = browser
+        .wait_for_text(&format!("tr[data-slot='{fork}'] .bad"), WAIT, |t| {
+            !t.is_empty()
+        })
+        .await;
+    assert_eq!(marked, "fork");
+    assert_eq!(
+        browser.count(&format!("tr[data-slot='{fork}']")).await,
+        2,
+        "both blocks of the forked slot are listed"
+    );
+    browser.screenshot("slots").await;
+    browser
+        .click(&format!("tr[data-slot='{ordinary}'] a[href^='#/slot/']"))
+        .await;
+    let points = browser
+        .wait_for_text(".block", WAIT, |t| t.contains("nodes reached"))
+        .await;
+    assert!(points.contains("author"), "{points}");
+    let steps: String = browser
+        .js("return document.querySelector('.block svg.reach').dataset.points")
+        .await;
+    assert_eq!(steps, (NODES - 1).to_string(), "one step per node reached");
+    let delay = |text: String| -> f64 {
+        text.trim_end_matches(" ms")
+            .replace(',', "")
+            .parse()
+            .unwrap()
+    };
+    let late_delay = delay(
+        browser
+            .text_of(&format!("tr[data-node='{late}'] .delay"))
+            .await,
+    );
+    assert!(
+        (LATE_MS..LATE_MS + 0.15 * 400.0 + 1.0).contains(&late_delay),
+        "the late node's delay: {late_delay} ms"
+    );
+    let others: Vec<String> = browser
+        .js("return [...document.querySelectorAll('tr[data-node]:not(.author) .delay')].map(c => c.textContent)")
+        .await;
+    assert_eq!(others.len(), NODES - 1);
+    assert_eq!(
+        others
+            .iter()
+            .filter(|t| delay((*t).clone()) >= LATE_MS)
+            .count(),
+        1,
+        "only the late node is late: {others:?}"
+    );
+    browser.screenshot("slot").await;
+    no_page_errors(&browser).await;
+    browser.close().await;
+    server.shutdown().await.unwrap();
+}
+
+/// The work-package pages against a simulation in which every package of core 1 fails once
+/// authorized: the core table and the funnel show the failures TART counted, a guaranteed
+/// package's journey has a lane per guarantor with one guarantee built, and a failed one a
+/// failure on each lane.
+#[actix_web::test]
+async fn the_work_package_pages_show_the_failing_core_and_the_journeys() {
+    let db = TestDb::new();
+    let server = TestServer::start(dashboard_config(&db)).await;
+    let api = server.api_addr;
+    let config = SimConfig {
+        slot_duration: Duration::from_millis(400),
+        duration: Some(Duration::from_secs(8)),
+        faults: Faults {
+            failing_core: Some((1, 1.0)),
+            ..Faults::default()
+        },
+        ..simulation(&server, None)
+    };
+    let report = Simulation::new(config).run(CancellationToken::new()).await;
+    for node in &report.nodes {
+        assert!(eventually_stored(&db, &node.node_id, node.events_sent as i64).await);
+    }
+    let list = || async { get_json(api, "/api/work-packages?limit=1000").await.1 };
+    let settled = || async {
+        let (_, cores) = get_json(api, "/api/cores").await;
+        cores["cores"][1]["packages"]["failed"]
+            .as_u64()
+            .unwrap_or(0)
+    };
+    assert!(eventually(WAIT, || async { settled().await > 3 }).await);
+    let failed = settled().await;
+    let packages = list().await["packages"].as_array().unwrap().clone();
+    let guaranteed = packages
+        .iter()
+        .find(|p| p["status"] == "guaranteed" && p["guarantee_receivers"].as_u64() > Some(0))
+        .expect("a guaranteed package")
+        .clone();
+    let failing = packages
+        .iter()
+        .find(|p| p["core"] == 1 && p["nodes"] == 3 && p["duplicates"] == 0)
+        .expect("a package of the failing core")
+        .clone();
+
+    let browser = Browser::start().await;
+    browser.goto(&format!("http://{api}/#/work-packages")).await;
+    let shown = browser
+        .wait_for_text("#core-table tr[data-core='1'] .failed", WAIT, |t| {
+            !t.is_empty()
+        })
+        .await;
+    assert_eq!(shown, failed.to_string());
+    let tile = browser.text_of("[data-stage=failed] .big").await;
+    assert!(
+        tile.replace(',', "").parse::<u64>().unwrap() >= failed,
+        "{tile}"
+    );
+    browser.screenshot("work-packages").await;
+
+    browser
+        .goto(&format!(
+            "http://{api}/#/work-package/{}",
+            guaranteed["hash"].as_str().unwrap()
+        ))
+        .await;
+    browser
+        .wait_for_text("#package-status", WAIT, |t| t == "guaranteed")
+        .await;
+    assert_eq!(
+        browser.count("svg.journey .lane").await,
+        3,
+        "a lane per guarantor"
+    );
+    assert_eq!(
+        browser
+            .count("svg.journey .stage[data-stage=guarantee_built]")
+            .await,
+        1,
+        "the primary built the guarantee"
+    );
+    assert_eq!(
+        browser.count("#receipts li").await as u64,
+        guaranteed["guarantee_receivers"].as_u64().unwrap()
+    );
+    browser.screenshot("work-package").await;
+
+    browser
+        .goto(&format!(
+            "http://{api}/#/work-package/{}",
+            failing["hash"].as_str().unwrap()
+        ))
+        .await;
+    browser
+        .wait_for_text("#package-status", WAIT, |t| t == "failed")
+        .await;
+    assert_eq!(
+        browser.count("svg.journey .stage.failed").await,
+        3,
+        "every guarantor failed it"
+    );
+    assert_eq!(
+        browser
+            .count("svg.journey .stage[data-stage=refined]")
+            .await,
+        0
+    );
+    no_page_errors(&browser).await;
+    browser.close().await;
+    server.shutdown().await.unwrap();
+}
+
+/// The peers page against a simulation in which node 0's link to node 1 flaps every slot: it
+/// tops the most flapping links, its peer shown as node 1, with the counts TART reports.
+#[actix_web::test]
+async fn the_peers_page_shows_the_flapping_link() {
+    let db = TestDb::new();
+    let server = TestServer::start(dashboard_config(&db)).await;
+    let api = server.api_addr;
+    let config = SimConfig {
+        params: tart_backend::sim::Params::Full,
+        slot_duration: Duration::from_millis(300),
+        duration: Some(Duration::from_secs(5)),
+        faults: Faults {
+            flapping_link: Some((0, 1)),
+            ..Faults::default()
+        },
+        ..simulation(&server, None)
+    };
+    let report = Simulation::new(config).run(CancellationToken::new()).await;
+    for node in &report.nodes {
+        assert!(eventually_stored(&db, &node.node_id, node.events_sent as i64).await);
+    }
+    let (flapper, peer) = (&report.nodes[0].node_id, &report.nodes[1].node_id);
+    let top = || async { get_json(api, "/api/peers").await.1["flapping"][0].clone() };
+    assert!(
+        eventually(WAIT, || async {
+            top().await["node_id"] == flapper.as_str()
+        })
+        .await
+    );
+    let browser = Browser::start().await;
+    browser.goto(&format!("http://{api}/#/peers")).await;
+    let first: String = browser
+        .wait_for_text("#flapping-table tbody tr", WAIT, |t| !t.is_empty())
+        .await;
+    assert!(!first.contains("No link"), "{first}");
+    let row: Vec<String> = browser
+        .js(
+            "const r = document.querySelector('#flapping-table tbody tr'); \
+             return [r.dataset.node, r.querySelector('td:nth-child(2) a').title, \
+                     r.querySelector('.disconnects').textContent]",
+        )
+        .await;
+    assert_eq!(row[0], *flapper);
+    assert_eq!(row[1], *peer, "the peer is shown as the node it is");
+    let top = top().await;
+    assert_eq!(row[2], top["disconnects"].to_string());
+    browser.screenshot("peers").await;
     no_page_errors(&browser).await;
     browser.close().await;
     server.shutdown().await.unwrap();

@@ -165,6 +165,16 @@ pub async fn metrics(api: web::Data<ApiContext>) -> HttpResponse {
         .body(api.metrics.render())
 }
 
+/// `GET /metrics/network`: what the nodes tell of the chain, per node and network-wide, in the
+/// Prometheus text format (apart from `/metrics`, so the service's own stays small).
+#[utoipa::path(get, path = "/metrics/network", tag = "health",
+    responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
+pub async fn network_metrics(api: web::Data<ApiContext>) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type(prometheus::TEXT_FORMAT)
+        .body(api.metrics.network.render())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -11,8 +11,11 @@ pub mod diagnostics;
 pub mod guard;
 pub mod health;
 pub mod openapi;
+pub mod packages;
 mod params;
+mod peers;
 pub mod rest;
+pub mod slots;
 pub mod stats;
 pub mod ws;
 pub mod ws_session;
@@ -131,9 +134,20 @@ fn routes(cfg: &mut web::ServiceConfig) {
         .service(web::resource("/api/failures").get(analytics::failures))
         .service(web::resource("/api/implementations").get(analytics::implementations))
         .service(web::resource("/api/implementations/{name}").get(analytics::implementation))
+        .service(web::resource("/api/slots").get(slots::list))
+        .service(web::resource("/api/slots/propagation").get(slots::propagation))
+        .service(web::resource("/api/slots/{slot}").get(slots::detail))
+        .service(web::resource("/api/work-packages").get(packages::list))
+        .service(web::resource("/api/work-packages/funnel").get(packages::funnel))
+        .service(web::resource("/api/work-packages/{hash}").get(packages::detail))
+        .service(web::resource("/api/cores").get(packages::cores))
+        .service(web::resource("/api/guarantees").get(packages::guarantees))
+        .service(web::resource("/api/peers").get(peers::graph))
+        .service(web::resource("/api/peers/churn").get(peers::churn))
         .service(web::resource("/api/ws").get(ws::connect))
         .service(web::resource("/api/openapi.json").get(openapi::document))
-        .service(web::resource("/metrics").get(health::metrics));
+        .service(web::resource("/metrics").get(health::metrics))
+        .service(web::resource("/metrics/network").get(health::network_metrics));
 }
 
 /// CORS from `cors_allowed_origins`: any origin by default, else only those listed. The API is

@@ -17,7 +17,7 @@ use diesel::QueryableByName;
 use diesel_async::{AsyncConnection, AsyncPgConnection};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::json;
-use tart_backend::sim::{Mix, Params, SimConfig, Simulation, Writes};
+use tart_backend::sim::{Mix, Params, SimConfig, Simulation, Timestamps, Writes};
 use tokio_util::sync::CancellationToken;
 
 /// As in the server (see `main.rs`): the load generator shares the cores with the server under
@@ -295,7 +295,7 @@ fn spawn_subscriber(api: &str, stop: Arc<AtomicBool>) -> Arc<Mutex<Subscriber>> 
 type QueryLatencies = Arc<Mutex<std::collections::BTreeMap<String, Vec<f64>>>>;
 
 /// The routes the querier asks, with a node and an implementation that exist.
-fn query_paths(node_id: &str, implementation: &str) -> Vec<String> {
+fn query_paths(node_id: &str, implementation: &str, slot: i64, package: &str) -> Vec<String> {
     [
         "/api/events?limit=50".to_owned(),
         "/api/events?limit=50&type=BestBlockChanged".to_owned(),
@@ -313,6 +313,16 @@ fn query_paths(node_id: &str, implementation: &str) -> Vec<String> {
         format!("/api/implementations/{implementation}"),
         "/api/stats".to_owned(),
         "/api/nodes".to_owned(),
+        "/api/slots".to_owned(),
+        format!("/api/slots/{slot}"),
+        "/api/slots/propagation".to_owned(),
+        "/api/work-packages".to_owned(),
+        "/api/work-packages/funnel".to_owned(),
+        format!("/api/work-packages/{package}"),
+        "/api/cores".to_owned(),
+        "/api/guarantees".to_owned(),
+        "/api/peers".to_owned(),
+        "/api/peers/churn".to_owned(),
     ]
     .to_vec()
 }
@@ -326,22 +336,27 @@ fn spawn_querier(api: &str, stop: Arc<AtomicBool>) -> QueryLatencies {
             let client = awc::Client::builder()
                 .timeout(Duration::from_secs(30))
                 .finish();
+            let get = async |path: &str| -> serde_json::Value {
+                match client.get(format!("{api}{path}")).send().await {
+                    Ok(mut response) => response.json().await.unwrap_or_default(),
+                    Err(_) => serde_json::Value::Null,
+                }
+            };
+            // Waits for a node, a block some slots old and a work-package to ask about.
             let mut paths = Vec::new();
             while paths.is_empty() && !stop.load(Ordering::Relaxed) {
                 tokio::time::sleep(Duration::from_millis(500)).await;
-                let Ok(mut response) = client.get(format!("{api}/api/nodes?limit=1")).send().await
-                else {
-                    continue;
-                };
-                let Ok(body) = response.json::<serde_json::Value>().await else {
-                    continue;
-                };
-                let node = &body["nodes"][0];
-                if let (Some(id), Some(name)) = (
+                let nodes = get("/api/nodes?limit=1").await;
+                let slots = get("/api/slots").await;
+                let packages = get("/api/work-packages?limit=1").await;
+                let node = &nodes["nodes"][0];
+                if let (Some(id), Some(name), Some(slot), Some(package)) = (
                     node["node_id"].as_str(),
                     node["implementation_name"].as_str(),
+                    slots["slots"][3]["slot"].as_i64(),
+                    packages["packages"][0]["hash"].as_str(),
                 ) {
-                    paths = query_paths(id, name);
+                    paths = query_paths(id, name, slot, package);
                 }
             }
             for path in paths.iter().cycle() {
@@ -419,6 +434,8 @@ async fn main() {
             writes: args.writes,
             mix: args.mix,
             seed: step as u64,
+            // Ingest latency is measured from the time a frame is written.
+            timestamps: Timestamps::Sent,
             ..SimConfig::new(addr)
         });
         let live = simulation.stats();

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use tart_backend::sim::{
-    parse_node_value, Dialects, Faults, Mix, Params, SimConfig, Simulation, Writes,
+    parse_node_value, Dialects, Faults, Mix, Params, SimConfig, Simulation, Timestamps, Writes,
 };
 use tokio_util::sync::CancellationToken;
 
@@ -74,6 +74,29 @@ struct Args {
     /// Dropped(N). Repeatable.
     #[arg(long, value_name = "NODE=N", value_parser = parse_node_value::<u64>)]
     drop_range: Vec<(usize, u64)>,
+    /// Planted fault NODE=MS: node NODE learns of every block it does not author MS
+    /// milliseconds late. Repeatable.
+    #[arg(long, value_name = "NODE=MS", value_parser = parse_node_value::<u64>)]
+    late_blocks: Vec<(usize, u64)>,
+    /// Planted fault: every slot whose number is a multiple of N is forked (a second block,
+    /// from the next node, imported by the odd-numbered nodes).
+    #[arg(long, value_name = "N")]
+    fork_every: Option<u32>,
+    /// planned: each event dated when the node's flow has it happen; sent: when its frame is
+    /// written (what ingest latency is measured from).
+    #[arg(long, value_enum, default_value_t = Timestamps::Planned)]
+    timestamps: Timestamps,
+    /// Planted fault CORE=SHARE: that share of core CORE's work-packages fail once authorized,
+    /// at every guarantor.
+    #[arg(long, value_name = "CORE=SHARE", value_parser = parse_node_value::<f64>)]
+    failing_core: Option<(usize, f64)>,
+    /// Planted fault: node NODE, as primary guarantor, never sends the guarantees it builds.
+    #[arg(long, value_name = "NODE")]
+    silent_guarantor: Option<usize>,
+    /// Planted fault NODE=PEER: node NODE connects out to node PEER in even slots and loses
+    /// the connection in odd ones.
+    #[arg(long, value_name = "NODE=PEER", value_parser = parse_node_value::<usize>)]
+    flapping_link: Option<(usize, usize)>,
 }
 
 #[tokio::main]
@@ -107,6 +130,20 @@ async fn main() {
         skewed_clocks: args.skew_clock,
         sloppy: args.sloppy,
         dropped_ranges: args.drop_range,
+        late_blocks: args.late_blocks,
+        forks_every: args.fork_every,
+        failing_core: match args.failing_core {
+            Some((core, share)) => match u16::try_from(core) {
+                Ok(core) => Some((core, share)),
+                Err(_) => {
+                    eprintln!("--failing-core {core}: cores are numbered 0 to 65535");
+                    std::process::exit(2);
+                }
+            },
+            None => None,
+        },
+        silent_guarantor: args.silent_guarantor,
+        flapping_link: args.flapping_link,
     };
     if let Err(e) = faults.check(args.nodes) {
         eprintln!("{e}");
@@ -124,6 +161,7 @@ async fn main() {
         writes: args.writes,
         mix: args.mix,
         faults,
+        timestamps: args.timestamps,
         ..SimConfig::new(target)
     };
     log::info!(

@@ -24,7 +24,7 @@ use crate::jip3::{
 };
 use crate::log_throttle::LogThrottle;
 use crate::messages::{
-    BlockFacts, EventBatch, HandshakeRefused, IngestEvent, NodeConnected, Payload, Reference,
+    EventBatch, Fact, HandshakeRefused, IngestEvent, NodeConnected, Payload, Reference,
     SessionEnded,
 };
 use crate::metrics::Metrics;
@@ -456,7 +456,7 @@ impl Connection {
                             timestamp: event.timestamp,
                             discriminator,
                             fields: stored::fields_of(&body),
-                            block: BlockFacts::of(&event.event),
+                            fact: Fact::of(&event.event),
                             reference,
                         }
                     }

@@ -15,14 +15,17 @@ use tokio::sync::oneshot;
 
 use super::bookkeeping::{self, Bookkeeping, Interrupted, MetaOp, Refused, SetAside, LANE_LIMIT};
 use super::health::WriteHealth;
+use crate::analytics::blocks::{BlockTracker, Observed};
+use crate::analytics::packages::PackageTracker;
+use crate::analytics::peers::PeerTracker;
 use crate::config::Config;
 use crate::ingest::budget::QueueBudget;
 use crate::jip3::events::STATUS;
 use crate::jip3::types::to_hex;
-use crate::jip3::{failures, stored};
+use crate::jip3::{failures, stored, Dialect};
 use crate::log_throttle::LogThrottle;
 use crate::messages::{
-    Drain, EventBatch, EventBatches, HandshakeRefused, IngestEvent, NodeConnected, Payload,
+    Drain, EventBatch, EventBatches, Fact, HandshakeRefused, IngestEvent, NodeConnected, Payload,
     SessionEnded, WriterInbox,
 };
 use crate::metrics::Metrics;
@@ -61,6 +64,11 @@ pub struct DbWriter {
     meta_busy: bool,
     rollup: Rollup,
     rollup_queued: bool,
+    blocks: BlockTracker,
+    packages: PackageTracker,
+    peers: PeerTracker,
+    /// Sightings the block tracker left out are logged at most once per interval.
+    left_out_log: LogThrottle,
     hourly_stats_written_at: Instant,
     health: WriteHealth,
     /// Compactions of the bookkeeping lane are logged at most once per interval.
@@ -103,6 +111,10 @@ impl DbWriter {
             meta_busy: false,
             rollup: Rollup::default(),
             rollup_queued: false,
+            blocks: BlockTracker::default(),
+            packages: PackageTracker::default(),
+            peers: PeerTracker::default(),
+            left_out_log: LogThrottle::default(),
             hourly_stats_written_at: Instant::now(),
             health: WriteHealth::new(
                 Duration::from_millis(config.retry_base_ms),
@@ -236,10 +248,7 @@ impl DbWriter {
             if !failures::is_failure(*discriminator) {
                 continue;
             }
-            let reason = stored::decode(*discriminator, fields, batch.dialect)
-                .ok()
-                .and_then(|e| e.failure_reason());
-            if let Some(reason) = reason {
+            if let Some(reason) = failure_reason(*discriminator, fields, batch.dialect) {
                 self.rollup
                     .reason(&batch.node_id, *discriminator, event.received_at, reason);
             }
@@ -404,12 +413,41 @@ impl DbWriter {
         }));
     }
 
-    /// Queues what was rolled up since the last one. The event counts (per minute and per hour)
-    /// stay behind, still adding up, until `hourly_stats_interval` has passed (or the writer
-    /// drains).
+    /// Queues what was rolled up since the last one. The event counts (per minute and per hour),
+    /// and the JAM views' funnel, guarantee and churn counts, stay behind, still adding up, until
+    /// `hourly_stats_interval` has passed (or the writer drains): rewriting each of their rows
+    /// every second left the tables so full of dead rows that reading an hour took ~100 ms.
     fn queue_rollup(&mut self) {
         if self.rollup_queued {
             return;
+        }
+        let (blocks, blocks_left_out) = self.blocks.take();
+        let (mut packages, packages_left_out) = self.packages.take();
+        let (mut peers, peers_left_out) = self.peers.take();
+        // Counts held back from the last rollup (below) join the new ones.
+        packages.add_counts(std::mem::take(&mut self.rollup.packages));
+        peers.add_counts(std::mem::take(&mut self.rollup.peers));
+        self.rollup.blocks = blocks;
+        self.rollup.packages = packages;
+        self.rollup.peers = peers;
+        for (view, left_out) in [
+            ("blocks", blocks_left_out),
+            ("work_packages", packages_left_out),
+            ("peers", peers_left_out),
+        ] {
+            if left_out == 0 {
+                continue;
+            }
+            self.metrics
+                .analytics_left_out
+                .with_label_values(&[view])
+                .inc_by(left_out);
+            if let Some(more) = self.left_out_log.hit(Instant::now()) {
+                log::warn!(
+                    "the {view} tracker left out {left_out} updates: the changes waiting for the \
+                     database are at their ceiling ({more} more such lines left out)"
+                );
+            }
         }
         let mut rollup = std::mem::take(&mut self.rollup);
         if self.draining
@@ -420,6 +458,8 @@ impl DbWriter {
             self.rollup.counts = std::mem::take(&mut rollup.counts);
             self.rollup.reasons = std::mem::take(&mut rollup.reasons);
             self.rollup.skew = std::mem::take(&mut rollup.skew);
+            self.rollup.packages = rollup.packages.take_counts();
+            self.rollup.peers = rollup.peers.take_counts();
         }
         if !rollup.is_empty() {
             let set_aside = self.meta.push(MetaOp::Rollup(Box::new(rollup)));
@@ -434,6 +474,9 @@ impl DbWriter {
             && self.meta.is_empty()
             && !self.meta_busy
             && self.rollup.is_empty()
+            && self.blocks.is_empty()
+            && self.packages.is_empty()
+            && self.peers.is_empty()
     }
 
     fn check_drained(&mut self) {
@@ -562,7 +605,7 @@ async fn write_rows(
                 timestamp,
                 discriminator,
                 fields,
-                block,
+                fact,
                 reference,
             } => {
                 let e = &mut rows.events;
@@ -575,11 +618,12 @@ async fn write_rows(
                 e.event_type.push(i16::from(*discriminator));
                 e.body.push(fields);
                 e.ref_id.push(reference.column());
-                if let Some(block) = block {
+                let block = fact.as_ref().and_then(Fact::block);
+                if let Some((block, kind)) = block.and_then(|b| Some((b, b.stored_kind()?))) {
                     rows.blocks.push(NewBlock {
                         event_row: event.id,
                         node_id: batch.node_id.to_string(),
-                        kind: block.kind,
+                        kind,
                         slot: block.slot.map(i64::from),
                         header_hash: Some(to_hex(&block.header_hash)),
                         timestamp: event.event_time(),
@@ -625,6 +669,13 @@ fn failure_row(
     }
 }
 
+/// The Reason of a failure event, decoded from its fields as stored.
+fn failure_reason(discriminator: u8, fields: &[u8], dialect: Dialect) -> Option<String> {
+    stored::decode(discriminator, fields, dialect)
+        .ok()
+        .and_then(|e| e.failure_reason())
+}
+
 /// What the other wings hold of the writer: one `Recipient` per message they send it.
 pub fn inbox_of(writer: &Addr<DbWriter>) -> WriterInbox {
     WriterInbox {
@@ -653,6 +704,7 @@ impl Actor for DbWriter {
 impl DbWriter {
     /// Queues a batch for writing and notes what the rollup needs from it.
     fn accept(&mut self, batch: EventBatch) {
+        self.metrics.network.observe(&batch);
         let last = batch.events.iter().map(|e| e.received_at).max();
         self.rollup
             .session_seen(batch.session_id, &batch.node_id, last);
@@ -669,15 +721,28 @@ impl DbWriter {
             let Payload::Decoded {
                 discriminator,
                 fields,
-                block,
+                fact,
+                reference,
                 ..
             } = &event.payload
             else {
                 continue;
             };
-            if let Some(facts) = block {
-                self.rollup.block(&batch.node_id, event.id, facts);
+            if let Some(block) = fact.as_ref().and_then(Fact::block) {
+                self.rollup.block(&batch.node_id, event.id, block);
             }
+            let observed = Observed {
+                node: &batch.node_id,
+                row: event.id,
+                at: event.event_time(),
+                discriminator: *discriminator,
+                reference: *reference,
+                fact: fact.as_ref(),
+            };
+            let reason = || failure_reason(*discriminator, fields, batch.dialect);
+            self.blocks.observe(&observed, reason);
+            self.packages.observe(&observed, reason);
+            self.peers.observe(&observed);
             if *discriminator == STATUS {
                 self.rollup.status(
                     &batch.node_id,
@@ -719,6 +784,12 @@ impl Handler<NodeConnected> for DbWriter {
     type Result = ();
 
     fn handle(&mut self, msg: NodeConnected, ctx: &mut Context<Self>) {
+        let node = &msg.node;
+        self.metrics.network.connected(
+            &node.node_id,
+            &node.implementation_name,
+            &node.implementation_version,
+        );
         self.queue_meta(MetaOp::Connect(Box::new(msg)), ctx);
     }
 }
@@ -735,6 +806,7 @@ impl Handler<SessionEnded> for DbWriter {
     type Result = ();
 
     fn handle(&mut self, msg: SessionEnded, ctx: &mut Context<Self>) {
+        self.metrics.network.disconnected(&msg.node_id);
         self.queue_meta(MetaOp::Disconnect(msg), ctx);
     }
 }

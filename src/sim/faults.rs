@@ -1,7 +1,8 @@
 //! Faults planted in chosen nodes, so that what TART reports about them can be checked against
 //! what the simulator really sent (the tests do) and seen in the demo: outbound connections that
 //! fail at a known rate, a clock that is off, an implementation that leaves out some event types
-//! and sends one JIP-3 does not define, and a range of events lost and reported as Dropped.
+//! and sends one JIP-3 does not define, a range of events lost and reported as Dropped, a node
+//! that learns of blocks late, and forks.
 
 use std::str::FromStr;
 
@@ -27,7 +28,26 @@ pub struct Faults {
     pub sloppy: Vec<usize>,
     /// (node, N): once, early in its run, the node loses N events and says so with Dropped(N).
     pub dropped_ranges: Vec<(usize, u64)>,
+    /// (node, ms): the node learns of every block it does not author this much later than it
+    /// would (its propagation delays are ms plus 1–15% of a slot; other nodes' 1–15%).
+    pub late_blocks: Vec<(usize, u64)>,
+    /// Every slot whose number is a multiple of this (and that has a block) is forked: besides
+    /// its author's block, the next node authors a second one, which the odd-numbered nodes
+    /// import instead. The chain goes on from the first block.
+    pub forks_every: Option<u32>,
+    /// (core, share): this share of the core's work-packages fail once authorized (Work-package
+    /// failed, reason [`PLANTED_PACKAGE_FAILURE`]), at every guarantor; other cores' packages
+    /// fail one in 30.
+    pub failing_core: Option<(u16, f64)>,
+    /// A node that, as primary guarantor, builds its guarantees but never sends them.
+    pub silent_guarantor: Option<usize>,
+    /// (node, peer): the node connects out to the peer in even slots and loses the connection in
+    /// odd ones.
+    pub flapping_link: Option<(usize, usize)>,
 }
+
+/// The reason the work-packages of a failing core give.
+pub const PLANTED_PACKAGE_FAILURE: &str = "refine panicked (planted)";
 
 /// The faults of one node.
 #[derive(Debug, Clone, Copy, Default)]
@@ -36,18 +56,31 @@ pub struct NodeFaults {
     pub clock_skew_us: i64,
     pub sloppy: bool,
     pub dropped_range: Option<u64>,
+    pub late_blocks_us: u64,
+    pub forks_every: Option<u32>,
+    pub failing_core: Option<(u16, f64)>,
+    pub silent_guarantor: Option<usize>,
+    /// The peer this node's link flaps with.
+    pub flapping_peer: Option<usize>,
 }
 
 impl Faults {
     /// What `--demo` plants, so its analytics have something to find, in the nodes that exist:
     /// node 1 fails a quarter of its outbound connections, node 2 is sloppy, node 3's clock is
-    /// 1.5 s ahead and node 0 reports 100 events lost.
+    /// 1.5 s ahead, node 0 reports 100 events lost, node 4 learns of blocks 2 s late, every
+    /// 20th slot (two minutes) is forked, half the work-packages of core 1 fail, node 5 never
+    /// sends the guarantees it builds, and node 6's link to node 7 flaps every slot.
     pub fn demo(nodes: usize) -> Faults {
         Faults {
             failing_outbound: vec![(1, 0.25)],
             skewed_clocks: vec![(3, 1500)],
             sloppy: vec![2],
             dropped_ranges: vec![(0, 100)],
+            late_blocks: vec![(4, 2000)],
+            forks_every: Some(20),
+            failing_core: Some((1, 0.5)),
+            silent_guarantor: Some(5),
+            flapping_link: Some((6, 7)),
         }
         .within(nodes)
     }
@@ -58,6 +91,9 @@ impl Faults {
         self.skewed_clocks.retain(|p| p.0 < nodes);
         self.sloppy.retain(|&i| i < nodes);
         self.dropped_ranges.retain(|p| p.0 < nodes);
+        self.late_blocks.retain(|p| p.0 < nodes);
+        self.silent_guarantor = self.silent_guarantor.filter(|&i| i < nodes);
+        self.flapping_link = self.flapping_link.filter(|&(a, b)| a < nodes && b < nodes);
         self
     }
 
@@ -68,6 +104,14 @@ impl Faults {
                 .map_or(0, |ms| ms.saturating_mul(1000)),
             sloppy: self.sloppy.contains(&index),
             dropped_range: value_of(&self.dropped_ranges, index),
+            late_blocks_us: value_of(&self.late_blocks, index).map_or(0, |ms| ms * 1000),
+            forks_every: self.forks_every,
+            failing_core: self.failing_core,
+            silent_guarantor: self.silent_guarantor,
+            flapping_peer: self
+                .flapping_link
+                .filter(|&(node, _)| node == index)
+                .map(|(_, peer)| peer),
         }
     }
 
@@ -79,12 +123,25 @@ impl Faults {
             .map(|p| p.0)
             .chain(self.skewed_clocks.iter().map(|p| p.0))
             .chain(self.sloppy.iter().copied())
-            .chain(self.dropped_ranges.iter().map(|p| p.0));
+            .chain(self.dropped_ranges.iter().map(|p| p.0))
+            .chain(self.late_blocks.iter().map(|p| p.0))
+            .chain(self.silent_guarantor)
+            .chain(self.flapping_link.into_iter().flat_map(|(a, b)| [a, b]));
         for index in indices {
             if index >= nodes {
                 return Err(format!(
                     "a fault is planted in node {index}, but nodes are numbered 0 to {}",
                     nodes.saturating_sub(1)
+                ));
+            }
+        }
+        if self.forks_every == Some(0) {
+            return Err("forks every 0 slots: give a number of slots of at least 1".into());
+        }
+        if let Some((core, share)) = self.failing_core {
+            if !(0.0..=1.0).contains(&share) {
+                return Err(format!(
+                    "core {core}: a failure share must be between 0 and 1, not {share}"
                 ));
             }
         }
@@ -148,11 +205,25 @@ mod tests {
             skewed_clocks: vec![(2, -3)],
             sloppy: vec![3],
             dropped_ranges: vec![(0, 9)],
+            late_blocks: vec![(2, 400)],
+            forks_every: Some(5),
+            failing_core: Some((1, 0.5)),
+            silent_guarantor: Some(3),
+            flapping_link: Some((0, 1)),
         };
         assert!(faults.check(4).is_ok());
         assert!(faults.check(3).unwrap_err().contains("node 3"));
         let node = faults.for_node(2);
         assert_eq!(node.clock_skew_us, -3000);
+        assert_eq!(node.late_blocks_us, 400_000);
+        assert_eq!(faults.for_node(1).forks_every, Some(5));
+        assert_eq!(faults.for_node(0).flapping_peer, Some(1));
+        assert_eq!(faults.for_node(1).flapping_peer, None);
+        let never = Faults {
+            forks_every: Some(0),
+            ..Faults::default()
+        };
+        assert!(never.check(1).is_err());
         assert!(node.outbound_failure_rate.is_none() && !node.sloppy);
         let bad = Faults {
             failing_outbound: vec![(0, 1.5)],

@@ -576,6 +576,7 @@ mod tests {
             clock_skew_us: 0,
             sloppy: true,
             dropped_range: Some(1000),
+            ..NodeFaults::default()
         };
         faulty.planted_drop = Some(1000);
         let events = play(faulty, 600);

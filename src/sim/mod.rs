@@ -33,16 +33,15 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 pub use faults::{
-    parse_node_value, Faults, NodeFaults, SLOPPY_IMPLEMENTATION, SLOPPY_SILENT_TYPES,
-    UNDEFINED_DISCRIMINATOR,
+    parse_node_value, Faults, NodeFaults, PLANTED_PACKAGE_FAILURE, SLOPPY_IMPLEMENTATION,
+    SLOPPY_SILENT_TYPES, UNDEFINED_DISCRIMINATOR,
 };
-pub use world::{gp_version, Dialects, NodeDialect, Params};
+pub use world::{gp_version, Dialects, NodeDialect, Params, World};
 
 use crate::jip3::NodeInformation;
 use flow::{Flow, FlowSettings};
 use node::{Clock, Node};
 use outbox::Outbox;
-use world::World;
 
 /// What to simulate.
 #[derive(Debug, Clone)]
@@ -71,6 +70,20 @@ pub struct SimConfig {
     pub mix: Mix,
     /// Faults planted in some nodes.
     pub faults: Faults,
+    /// What time each event carries.
+    pub timestamps: Timestamps,
+}
+
+/// The JIP-3 timestamp a simulated node puts on its events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Timestamps {
+    /// When the node's flow has it happen, as a real node dates what it does: the delays the
+    /// flow plans (and the faults plant) are what TART sees, to the microsecond. An event is
+    /// sent at the next tick, up to 40 ms later.
+    Planned,
+    /// When the frame is written: what the benchmark measures ingest latency from, so that it
+    /// leaves out the simulator's own wait for its tick.
+    Sent,
 }
 
 /// How a simulated node writes its frames to the socket.
@@ -109,6 +122,7 @@ impl SimConfig {
             writes: Writes::Batched,
             mix: Mix::Natural,
             faults: Faults::default(),
+            timestamps: Timestamps::Planned,
         }
     }
 }
@@ -372,6 +386,7 @@ impl Simulation {
                 target: self.config.target,
                 max_backoff: self.config.max_backoff,
                 writes: self.config.writes,
+                timestamps: self.config.timestamps,
                 clock_skew_us: faults.clock_skew_us,
                 clock,
                 stats: self.stats.clone(),

@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::flow::{Flow, Micros};
 use super::outbox::Outbox;
-use super::{SimStats, Writes};
+use super::{SimStats, Timestamps, Writes};
 use crate::jip3::codec::frame;
 use crate::jip3::NodeInformation;
 
@@ -53,6 +53,7 @@ pub struct Node {
     pub target: SocketAddr,
     pub max_backoff: Duration,
     pub writes: Writes,
+    pub timestamps: Timestamps,
     /// A planted fault: how far ahead the node's clock is.
     pub clock_skew_us: i64,
     pub clock: Clock,
@@ -160,8 +161,10 @@ impl Node {
                     if self.out.pending().1 == 0 {
                         continue;
                     }
-                    self.out
-                        .stamp(crate::jip3::time::now().saturating_add_signed(self.clock_skew_us));
+                    if self.timestamps == Timestamps::Sent {
+                        let now = crate::jip3::time::now();
+                        self.out.stamp(now.saturating_add_signed(self.clock_skew_us));
+                    }
                     let (bytes, _) = self.out.pending();
                     let stopped = async {
                         stop.cancelled().await;

@@ -9,7 +9,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 use crate::jip3::events::{CoreIndex, Slot};
-use crate::jip3::types::{BlockOutline, Hash, PeerAddress};
+use crate::jip3::types::{BlockOutline, Hash, PeerAddress, WorkReportOutline};
 use crate::jip3::{JamParameters, JamParams, NodeInformation, ParamsLayout, ProtocolVersion};
 
 /// Implementations a node may claim to be, with the minor version they are at.
@@ -43,6 +43,11 @@ enum Tag {
     Genesis,
     Block,
     WorkPackage,
+    /// The second block of a forked slot.
+    Fork,
+    WorkReport,
+    /// Whether a work-package fails, and whether a guarantee's sending does.
+    Fate,
 }
 
 /// The parameter set of each node.
@@ -220,6 +225,14 @@ impl World {
         slot as usize % self.nodes
     }
 
+    /// The second block of `slot` when it is forked: its hash and its author (the next node).
+    pub fn fork_block(&self, slot: Slot) -> (Hash, usize) {
+        (
+            self.hash(Tag::Fork, u64::from(slot)),
+            (self.author(slot) + 1) % self.nodes,
+        )
+    }
+
     /// True if `slot` gets a block (its author does not fail).
     pub fn has_block(&self, slot: Slot) -> bool {
         !self
@@ -267,6 +280,25 @@ impl World {
         let n = (u64::from(slot) << 16) | u64::from(core);
         let roll = self.derive(Tag::WorkPackage, n);
         (!roll.is_multiple_of(3)).then(|| (self.hash(Tag::WorkPackage, n), (roll / 3 % 3) as usize))
+    }
+
+    /// The work-report every guarantor of `package` builds.
+    pub fn work_report(&self, package: &Hash) -> WorkReportOutline {
+        let n = u64::from_le_bytes(package.0[..8].try_into().expect("8 bytes"));
+        let mut rng = self.rng(Tag::WorkReport, n);
+        WorkReportOutline {
+            hash: Hash(rng.random()),
+            bundle_size: rng.random_range(2_000..500_000),
+            erasure_root: Hash(rng.random()),
+            segments_root: Hash(rng.random()),
+        }
+    }
+
+    /// A draw in [0, 1) about `package` that every node makes alike (`what` tells draws apart):
+    /// whether it fails, whether a guarantee of it fails to reach a recipient.
+    pub fn fate(&self, package: &Hash, what: u64) -> f64 {
+        let n = u64::from_le_bytes(package.0[..8].try_into().expect("8 bytes"));
+        (self.derive(Tag::Fate, n ^ what.rotate_left(32)) >> 11) as f64 / (1u64 << 53) as f64
     }
 
     /// The validators guaranteeing `core` in `slot`, in rank order.

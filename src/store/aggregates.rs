@@ -21,30 +21,23 @@ pub async fn prune(
     minute_days: u32,
     hour_days: u32,
 ) -> Result<(usize, usize), StoreError> {
-    let mut minutes = 0;
-    for table in ["type_counts_minute", "node_counts_minute"] {
-        minutes += diesel::sql_query(format!(
-            "DELETE FROM {table} WHERE minute < now() - make_interval(days => $1)"
-        ))
-        .bind::<Integer, _>(minute_days as i32)
-        .execute(conn)
-        .await?;
-    }
-    let mut hours = 0;
-    for table in [
-        "type_counts_hourly",
-        "node_counts_hourly",
-        "event_stats_hourly",
-        "failure_counts_hourly",
-        "failure_reasons",
-    ] {
-        hours += diesel::sql_query(format!(
-            "DELETE FROM {table} WHERE hour < now() - make_interval(days => $1)"
-        ))
-        .bind::<Integer, _>(hour_days as i32)
-        .execute(conn)
-        .await?;
-    }
+    let minutes = super::delete_older_than(
+        conn,
+        &["type_counts_minute", "node_counts_minute"].map(|t| (t, "minute", minute_days)),
+    )
+    .await?;
+    let hours = super::delete_older_than(
+        conn,
+        &[
+            "type_counts_hourly",
+            "node_counts_hourly",
+            "event_stats_hourly",
+            "failure_counts_hourly",
+            "failure_reasons",
+        ]
+        .map(|t| (t, "hour", hour_days)),
+    )
+    .await?;
     Ok((minutes, hours))
 }
 
@@ -340,7 +333,9 @@ pub async fn failure_reasons(
 const BOOKKEEPING_TABLES: &str = "nodes, node_sessions, node_status, node_latest_slots, \
      node_event_types, event_stats_hourly, failure_counts_hourly, session_clock_skew, session_undefined_events, \
      type_counts_minute, node_counts_minute, type_counts_hourly, node_counts_hourly, \
-     failure_reasons";
+     failure_reasons, block_sightings, slot_blocks, work_package_sightings, work_packages, \
+     guarantee_receipts, work_package_funnel_minute, guarantee_counts_hourly, peer_links, \
+     peer_churn_minute";
 
 /// Vacuums (and analyzes) the bookkeeping tables; a few milliseconds each at 1,024 nodes.
 pub async fn vacuum_bookkeeping(conn: &mut AsyncPgConnection) -> Result<(), StoreError> {

@@ -2,6 +2,7 @@
 //! row ids, partition upkeep, and the writes of the ingest path.
 
 pub mod aggregates;
+pub mod blocks;
 pub mod decoded;
 pub mod diagnostics;
 pub mod ids;
@@ -10,7 +11,9 @@ pub mod legacy;
 pub mod models;
 pub mod network;
 pub mod node_keys;
+pub mod packages;
 pub mod partitions;
+pub mod peers;
 pub mod queries;
 pub mod schema;
 pub mod write;
@@ -41,6 +44,24 @@ pub enum StoreError {
     Migrations(#[source] Box<dyn std::error::Error + Send + Sync>),
     #[error("the migration task failed: {0}")]
     MigrationTask(#[from] tokio::task::JoinError),
+}
+
+/// Retention: deletes the rows of each (table, time column, days) whose time is more than that
+/// many days ago; returns how many went. Each time column has an index (or leads the key).
+pub async fn delete_older_than(
+    conn: &mut AsyncPgConnection,
+    tables: &[(&str, &str, u32)],
+) -> Result<usize, StoreError> {
+    let mut deleted = 0;
+    for &(table, time, days) in tables {
+        deleted += diesel::sql_query(format!(
+            "DELETE FROM {table} WHERE {time} < now() - make_interval(days => $1)"
+        ))
+        .bind::<diesel::sql_types::Integer, _>(days as i32)
+        .execute(conn)
+        .await?;
+    }
+    Ok(deleted)
 }
 
 /// The URL of the same server's `postgres` maintenance database, and the target database name.

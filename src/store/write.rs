@@ -13,13 +13,16 @@ use diesel::query_builder::{BoxedSqlQuery, SqlQuery};
 use diesel::sql_types::{Array, BigInt, Bytea, Integer, Nullable, SmallInt, Text, Timestamptz};
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 
+use super::blocks::BlockChanges;
 use super::models::{NewBlock, NewDecodeFailure, NewSession, NodeConnection, RateLimitGap};
+use super::packages::PackageChanges;
+use super::peers::PeerChanges;
 use super::schema::{blocks, decode_failures, node_sessions, nodes, rate_limit_gaps};
 use super::StoreError;
 use crate::jip3::events::STATUS;
 use crate::jip3::failures;
 use crate::jip3::{stored, Dialect};
-use crate::messages::BlockFacts;
+use crate::messages::{BlockFacts, BlockStage};
 use crate::time::round_down;
 
 /// Rows per multi-row INSERT for the small tables: far below the 32,767 bind-parameter ceiling.
@@ -265,6 +268,12 @@ pub struct Rollup {
     pub skew: HashMap<(i64, i8), (Arc<str>, i64)>,
     /// Each node's newest best and finalized block seen since the last rollup.
     pub slots: HashMap<Arc<str>, NodeSlots>,
+    /// What the block tracker saw since the last rollup.
+    pub blocks: BlockChanges,
+    /// What the work-package tracker saw since the last rollup.
+    pub packages: PackageChanges,
+    /// What the peer tracker saw since the last rollup.
+    pub peers: PeerChanges,
 }
 
 /// A node's newest best and finalized block: (event row, slot) of each.
@@ -287,6 +296,9 @@ impl Rollup {
             && self.reasons.is_empty()
             && self.skew.is_empty()
             && self.slots.is_empty()
+            && self.blocks.is_empty()
+            && self.packages.is_empty()
+            && self.peers.is_empty()
     }
 
     /// Notes a best or finalized block of `node_id` stored as row `event_row`.
@@ -295,9 +307,9 @@ impl Rollup {
             return;
         };
         let slots = self.slots.entry(node_id.clone()).or_default();
-        let newest = match facts.kind {
-            "best" => &mut slots.best,
-            "finalized" => &mut slots.finalized,
+        let newest = match facts.stage {
+            BlockStage::Best => &mut slots.best,
+            BlockStage::Finalized => &mut slots.finalized,
             _ => return,
         };
         if newest.is_none_or(|(row, _)| row < event_row) {
@@ -679,6 +691,9 @@ pub async fn write_rollup(
                 .execute(conn)
                 .await?;
         }
+        super::blocks::write(conn, &rollup.blocks).await?;
+        super::packages::write(conn, &rollup.packages).await?;
+        super::peers::write(conn, &rollup.peers).await?;
     }
     Ok(())
 }

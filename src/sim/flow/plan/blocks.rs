@@ -10,15 +10,26 @@ use crate::jip3::Event;
 
 /// Finality trails the best block by this many slots.
 const FINALITY_LAG: Slot = 2;
+/// A node that does not author a block hears of it this far into the slot (the author has
+/// authored it by 6%).
+const ANNOUNCED: Delay = Delay(0.07, 0.15);
+/// From this far into a slot, its block may be announced again by other neighbours.
+const KNOWN_BY: f64 = 0.16;
 
 impl Flow {
     /// Authoring (the slot's author) or importing (everyone else), execution, best and finalized
-    /// block. An empty slot has only the author's failure.
+    /// block. An empty slot has only the author's failure. A node with late blocks planted
+    /// starts importing that much later; in a forked slot the odd-numbered nodes import the
+    /// second block.
     pub(in crate::sim::flow) fn plan_block(&mut self, slot: Slot, t0: Micros) {
-        let author = self.world.author(slot);
-        let hash = self.world.block_hash(slot);
-        let outline = self.world.block_outline(slot, &self.params);
-        let mut chain = Chain::at(t0);
+        let (author, hash) = self.block_of(slot);
+        let mut outline = self.world.block_outline(slot, &self.params);
+        outline.header_hash = hash;
+        let start_at = match author == self.index {
+            true => t0,
+            false => t0 + self.timing.faults.late_blocks_us,
+        };
+        let mut chain = Chain::at(start_at);
         let start = if author == self.index {
             let parent = self
                 .world
@@ -56,7 +67,7 @@ impl Flow {
                 return;
             }
             chain.then(
-                Delay(0.05, 0.15),
+                ANNOUNCED,
                 Event::BlockAnnounced {
                     peer_id: self.world.peer_id(author),
                     announcer: ConnectionSide::Remote,
@@ -126,9 +137,31 @@ impl Flow {
         self.push(chain);
     }
 
-    /// Another neighbour announces the slot's block on its UP 0 stream.
-    pub(in crate::sim::flow) fn announcement(&mut self, at: Micros, slot: Slot) -> Chain {
-        let slot = self.block_slot(slot);
+    /// The author and hash of the block of `slot` this node follows.
+    fn block_of(&self, slot: Slot) -> (usize, Hash) {
+        let author = self.world.author(slot);
+        let forked = self.world.nodes > 1
+            && self.world.has_block(slot)
+            && self
+                .timing
+                .faults
+                .forks_every
+                .is_some_and(|n| slot.is_multiple_of(n));
+        if forked {
+            let (hash, fork_author) = self.world.fork_block(slot);
+            if self.index == fork_author || (self.index % 2 == 1 && self.index != author) {
+                return (fork_author, hash);
+            }
+        }
+        (author, self.world.block_hash(slot))
+    }
+
+    /// Another neighbour announces a block on its UP 0 stream at `at`: that of the newest slot
+    /// whose block this node has learned of by then (never earlier than its own first sighting).
+    pub(in crate::sim::flow) fn announcement(&mut self, at: Micros) -> Chain {
+        let learned = self.slot_fraction(KNOWN_BY) + self.timing.faults.late_blocks_us;
+        let k = at.saturating_sub(learned) / self.timing.slot;
+        let slot = self.block_slot(self.timing.first_slot + k as Slot);
         let mut chain = Chain::at(at).optional();
         let peer_id = self.peer();
         chain.then(

@@ -1,13 +1,16 @@
 //! Guaranteeing: work-packages as primary or secondary guarantor, refining, work-reports,
 //! guarantees built, sent and received (CE 133–135), and fetching imports (CE 139/140, 148).
-
-use rand::Rng;
+//!
+//! What several nodes see of one package agrees: its work-report, whether it fails (at every
+//! guarantor alike) and which guarantees reach which of the next authors are drawn from the
+//! world, so the recipients receive exactly the guarantees the primary sent.
 
 use super::super::{Chain, Delay, Flow, Micros, HOP, NOW, WORK};
 use crate::jip3::events::Slot;
 use crate::jip3::generate::Generate;
 use crate::jip3::types::*;
 use crate::jip3::Event;
+use crate::sim::faults::PLANTED_PACKAGE_FAILURE;
 use crate::sim::world::World;
 
 impl Flow {
@@ -27,6 +30,7 @@ impl Flow {
             };
             self.push(chain);
         }
+        self.receive_guarantees(slot, t0);
         for _ in 0..self.upto(2) {
             let at = t0 + self.delay(Delay(0.3, 0.9));
             let chain = self.guarantee_in(at, slot);
@@ -85,6 +89,7 @@ impl Flow {
         chain: &mut Chain,
         submission: usize,
         items: usize,
+        package: &Hash,
     ) -> WorkReportOutline {
         let costs = (0..items).map(|_| self.refine_cost()).collect();
         chain.reply(
@@ -95,12 +100,7 @@ impl Flow {
                 costs,
             },
         );
-        let report = WorkReportOutline {
-            hash: self.hash(),
-            bundle_size: self.g.rng.random_range(2_000..500_000),
-            erasure_root: self.hash(),
-            segments_root: self.hash(),
-        };
+        let report = self.world.work_report(package);
         chain.reply(
             HOP,
             submission,
@@ -112,8 +112,30 @@ impl Flow {
         report
     }
 
-    pub(in crate::sim::flow) fn failed_package(&mut self, chain: &mut Chain, submission: usize) {
-        let reason = self.reason(&["authorization failed", "bad work-package", "anchor too old"]);
+    /// Whether `package` of `core` fails once authorized: at every guarantor alike.
+    fn package_fails(&self, core: u16, package: &Hash) -> bool {
+        let share = match self.timing.faults.failing_core {
+            Some((failing, share)) if failing == core => share,
+            _ => 1.0 / 30.0,
+        };
+        self.world.fate(package, 0) < share
+    }
+
+    /// Whether the guarantee of `package` sent to the author `ahead` slots on fails to go.
+    fn guarantee_send_fails(&self, package: &Hash, ahead: u32) -> bool {
+        self.world.fate(package, u64::from(ahead)) < 1.0 / 20.0
+    }
+
+    pub(in crate::sim::flow) fn failed_package(
+        &mut self,
+        chain: &mut Chain,
+        submission: usize,
+        core: u16,
+    ) {
+        let reason = match self.timing.faults.failing_core {
+            Some((failing, _)) if failing == core => PLANTED_PACKAGE_FAILURE.into(),
+            _ => self.reason(&["authorization failed", "bad work-package", "anchor too old"]),
+        };
         chain.reply(
             WORK,
             submission,
@@ -163,8 +185,8 @@ impl Flow {
             .map(|item| item.imports.len() as u16)
             .sum();
         let items = self.receive_package(&mut chain, sub, core_index, outline);
-        if self.one_in(30) {
-            self.failed_package(&mut chain, sub);
+        if self.package_fails(core_index, &package) {
+            self.failed_package(&mut chain, sub, core_index);
             return chain;
         }
         chain.reply(
@@ -203,7 +225,7 @@ impl Flow {
                 signers.push(v);
             }
         }
-        let report = self.refine(&mut chain, sub, items);
+        let report = self.refine(&mut chain, sub, items, &package);
         for &v in &signers[1..] {
             chain.reply(
                 HOP,
@@ -227,6 +249,10 @@ impl Flow {
                 },
             },
         );
+        if self.timing.faults.silent_guarantor == Some(self.index) {
+            // Planted: built, never sent.
+            return chain;
+        }
         // To the authors of the next slots, for inclusion in their blocks.
         for ahead in 1..=2 {
             let recipient = self.world.peer_id(self.world.author(slot + ahead));
@@ -245,7 +271,8 @@ impl Flow {
             let sent = Event::GuaranteeSent {
                 sending_event_id: 0,
             };
-            self.outcome(&mut chain, sending, 20, failed, sent);
+            let fails = self.guarantee_send_fails(&package, ahead);
+            self.answer(&mut chain, sending, fails, failed, sent);
         }
         chain.reply(
             HOP,
@@ -354,11 +381,11 @@ impl Flow {
                 submission_event_id: 0,
             },
         );
-        if self.one_in(30) {
-            self.failed_package(&mut chain, shared);
+        if self.package_fails(core_index, &package) {
+            self.failed_package(&mut chain, shared, core_index);
             return chain;
         }
-        self.refine(&mut chain, shared, items);
+        self.refine(&mut chain, shared, items, &package);
         chain.reply(
             HOP,
             shared,
@@ -367,6 +394,52 @@ impl Flow {
             },
         );
         chain
+    }
+
+    /// As the author of one of the next two slots: the guarantees of `slot`'s packages that their
+    /// primaries sent this node (CE 135), a little after they were built.
+    fn receive_guarantees(&mut self, slot: Slot, t0: Micros) {
+        for ahead in 1..=2 {
+            if self.world.author(slot + ahead) != self.index {
+                continue;
+            }
+            for core in 0..self.params.core_count {
+                let Some((package, rank)) = self.world.work_package(core, slot) else {
+                    continue;
+                };
+                let group = World::guarantors(core, slot, &self.params);
+                let primary = usize::from(group[rank]);
+                let sent = primary < self.world.nodes
+                    && primary != self.index
+                    && self.timing.faults.silent_guarantor != Some(primary)
+                    && !self.package_fails(core, &package)
+                    && !self.guarantee_send_fails(&package, ahead);
+                if !sent {
+                    continue;
+                }
+                let at = t0 + self.delay(Delay(0.6, 0.8));
+                let mut chain = Chain::at(at).optional();
+                let receiving = chain.then(
+                    NOW,
+                    Event::ReceivingGuarantee {
+                        sender: self.world.peer_id(primary),
+                    },
+                );
+                chain.reply(
+                    HOP,
+                    receiving,
+                    Event::GuaranteeReceived {
+                        receiving_event_id: 0,
+                        outline: GuaranteeOutline {
+                            work_report_hash: self.world.work_report(&package).hash,
+                            slot,
+                            guarantors: group,
+                        },
+                    },
+                );
+                self.push(chain);
+            }
+        }
     }
 
     /// A guarantee from another guarantor (CE 135), as a potential block author.

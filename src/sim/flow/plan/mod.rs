@@ -34,7 +34,7 @@ impl Flow {
         self.plan_block(slot, t0);
         for _ in 1..self.neighbours() {
             let at = t0 + self.delay(Delay(0.05, 0.3));
-            let chain = self.announcement(at, slot);
+            let chain = self.announcement(at);
             self.push(chain);
         }
         if self.chance(0.1) {
@@ -47,6 +47,7 @@ impl Flow {
         self.plan_availability(slot, t0);
         self.plan_peers(t0);
         self.plan_failing_outbound(t0);
+        self.plan_flapping_link(slot, t0);
         // Each serving-side chain happens now and then; the pacer uses them as filler too.
         for _ in 0..self.upto(2) {
             let at = t0 + self.delay(Delay(0.0, 1.0));
@@ -182,7 +183,7 @@ impl Flow {
     pub(super) fn filler(&mut self, now: Micros) -> Chain {
         let slot = self.timing.first_slot + (now / self.timing.slot) as Slot;
         match self.g.rng.random_range(0..11) {
-            0..=3 => self.announcement(now, slot),
+            0..=3 => self.announcement(now),
             4..=5 => self.assurance_in(now, slot),
             6 => self.guarantee_in(now, slot),
             7 => self.ticket_transfer(now, slot / self.params.epoch_length + 1),

@@ -5,6 +5,7 @@ use rand::Rng;
 
 use super::super::values::NETWORK_ERRORS;
 use super::super::{Chain, Delay, Flow, Micros, HOP, NOW};
+use crate::jip3::events::Slot;
 use crate::jip3::types::*;
 use crate::jip3::Event;
 use crate::jip3::ProtocolVersion;
@@ -69,6 +70,42 @@ impl Flow {
                 chain.then(NOW, Event::PeerMisbehaved { peer_id, reason });
             }
             _ => return,
+        }
+        self.push(chain);
+    }
+
+    /// A planted fault: a link that flaps, connected out in even slots and lost in odd ones.
+    pub(in crate::sim::flow) fn plan_flapping_link(&mut self, slot: Slot, t0: Micros) {
+        let Some(peer) = self.timing.faults.flapping_peer else {
+            return;
+        };
+        let at = t0 + self.delay(Delay(0.4, 0.6));
+        let mut chain = Chain::at(at);
+        let peer_id = self.world.peer_id(peer);
+        if slot.is_multiple_of(2) {
+            let connecting = chain.then(
+                NOW,
+                Event::ConnectingOut {
+                    peer_id,
+                    peer_address: self.world.peer_address(peer),
+                },
+            );
+            chain.reply(
+                HOP,
+                connecting,
+                Event::ConnectedOut {
+                    connecting_event_id: 0,
+                },
+            );
+        } else {
+            chain.then(
+                NOW,
+                Event::Disconnected {
+                    peer_id,
+                    terminator: Some(ConnectionSide::Remote),
+                    reason: "connection reset by peer".into(),
+                },
+            );
         }
         self.push(chain);
     }

@@ -1,0 +1,5 @@
+DROP TABLE guarantee_counts_hourly;
+DROP TABLE work_package_funnel_minute;
+DROP TABLE work_packages;
+DROP TABLE guarantee_receipts;
+DROP TABLE work_package_sightings;

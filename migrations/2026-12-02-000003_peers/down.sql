@@ -1,0 +1,2 @@
+DROP TABLE peer_churn_minute;
+DROP TABLE peer_links;

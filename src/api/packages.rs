@@ -1,0 +1,380 @@
+//! Work-packages, cores and guarantees: each package's journey across its guarantors, where it
+//! stalled or failed and why, the funnel of packages reaching each stage (and its time series),
+//! per-core figures and per-guarantor guarantee counts. Read from the work-package tracker's
+//! tables (`store::packages`), never from raw events.
+
+use std::collections::BTreeMap;
+
+use actix_web::{web, HttpResponse};
+use chrono::{DateTime, TimeDelta, Utc};
+use serde::Serialize;
+
+use super::params::{ordered, whole_number, Params};
+use super::{read, ApiError, ApiPool};
+use crate::store::packages::{self, FunnelRow, PackageSummary, Stage, Status};
+use crate::time::{round_down, round_up};
+
+/// Packages listed by default and at most.
+const DEFAULT_PACKAGES: u64 = 100;
+const MAX_PACKAGES: u64 = 1000;
+/// A package with neither a guarantee nor a failure this long after it was first seen stalled.
+const STALLED_AFTER: TimeDelta = TimeDelta::seconds(30);
+const MAX_BUCKETS: i64 = 1440;
+
+const COUNTED: &str = "distinct work-packages (by hash), each counted once per stage it reached \
+     on any of its guarantors; times are the guarantors' own, in ms from the package's first \
+     sighting";
+
+/// `from`/`to` (RFC 3339; default the last hour) of a request.
+fn range(params: &Params<'_>) -> Result<(DateTime<Utc>, DateTime<Utc>), ApiError> {
+    let to = params.instant("to")?.unwrap_or_else(Utc::now);
+    let from = params.instant("from")?.unwrap_or(to - TimeDelta::hours(1));
+    ordered(from, to)?;
+    Ok((from, to))
+}
+
+fn core(params: &Params<'_>) -> Result<Option<i32>, ApiError> {
+    params
+        .one("core")
+        .map(|text| whole_number("core", Some(text), 0, u16::MAX.into()).map(|c| c as i32))
+        .transpose()
+}
+
+#[derive(Serialize)]
+struct Package {
+    #[serde(flatten)]
+    summary: PackageSummary,
+    /// `guaranteed`, `failed`, `in progress` or `stalled`.
+    status: &'static str,
+    /// The furthest stage any guarantor reached (`failed` aside).
+    furthest_stage: Option<&'static str>,
+}
+
+impl Package {
+    fn of(summary: PackageSummary, now: DateTime<Utc>) -> Package {
+        let reached = [
+            (Stage::Distributed, summary.distributed_ms),
+            (Stage::GuaranteeBuilt, summary.guarantee_built_ms),
+            (Stage::ReportBuilt, summary.report_built_ms),
+            (Stage::Refined, summary.refined_ms),
+            (Stage::Authorized, summary.authorized_ms),
+            (Stage::Received, summary.received_ms),
+        ];
+        let furthest_stage = reached
+            .iter()
+            .find(|(_, ms)| ms.is_some())
+            .map(|(stage, _)| stage.name());
+        let status = if summary.guarantee_built_ms.is_some() {
+            "guaranteed"
+        } else if summary.failed_ms.is_some() {
+            "failed"
+        } else if now - summary.first_seen_at > STALLED_AFTER {
+            "stalled"
+        } else {
+            "in progress"
+        };
+        Package {
+            summary,
+            status,
+            furthest_stage,
+        }
+    }
+}
+
+/// Sums the funnel rows per stage.
+fn funnel_totals(rows: &[FunnelRow]) -> BTreeMap<&'static str, i64> {
+    let mut totals: BTreeMap<&'static str, i64> =
+        Stage::ALL.iter().map(|s| (s.name(), 0)).collect();
+    for row in rows {
+        if let Some(stage) = row.stage() {
+            *totals.entry(stage.name()).or_default() += row.packages;
+        }
+    }
+    totals
+}
+
+/// `GET /api/work-packages?from=&to=&core=&status=&limit=`: the packages first seen in the range
+/// (RFC 3339; default the last hour), newest first (`limit` default 100, at most 1,000), each
+/// with its stages' first times, status (`guaranteed`, `failed`, `in progress`, `stalled`: no
+/// guarantee nor failure 30 s on) and furthest stage; and the `funnel`: how many packages reached
+/// each stage in the range.
+#[utoipa::path(get, path = "/api/work-packages", tag = "jam",
+    params(("from" = Option<String>, Query, description = "RFC 3339; default an hour before to"),
+        ("to" = Option<String>, Query, description = "RFC 3339; default now"),
+        ("core" = Option<u16>, Query, description = "Only this core's packages"),
+        ("status" = Option<String>, Query, description = "guaranteed, failed or pending"),
+        ("limit" = Option<u64>, Query, description = "At most 1,000; default 100")),
+    responses((status = 200, description = "{from, to, counted, funnel, packages}"),
+        (status = 400, description = "A bad parameter")))]
+pub async fn list(
+    query: web::Query<Vec<(String, String)>>,
+    pool: web::Data<ApiPool>,
+) -> Result<HttpResponse, ApiError> {
+    let params = Params::new(&query, &["from", "to", "core", "status", "limit"], &[])?;
+    let (from, to) = range(&params)?;
+    let core = core(&params)?;
+    let status = match params.one("status") {
+        None => None,
+        Some("guaranteed") => Some(Status::Guaranteed),
+        Some("failed") => Some(Status::Failed),
+        Some("pending") => Some(Status::Pending),
+        Some(other) => {
+            return Err(ApiError::bad_request(format!(
+                "invalid status `{other}`: expected guaranteed, failed or pending"
+            )))
+        }
+    };
+    let limit = whole_number("limit", params.one("limit"), DEFAULT_PACKAGES, MAX_PACKAGES)?;
+    let (found, funnel) = read(&pool.0, async |conn| {
+        Ok((
+            packages::list(conn, from, to, core, status, limit).await?,
+            packages::funnel(
+                conn,
+                round_down(from, TimeDelta::minutes(1)),
+                round_up(to, TimeDelta::minutes(1)),
+                core,
+            )
+            .await?,
+        ))
+    })
+    .await?;
+    let now = Utc::now();
+    let listed: Vec<Package> = found.into_iter().map(|p| Package::of(p, now)).collect();
+    Ok(HttpResponse::Ok().json(serde_json::json!({
+        "from": crate::time::format(&from),
+        "to": crate::time::format(&to),
+        "counted": COUNTED,
+        "funnel": funnel_totals(&funnel),
+        "packages": listed,
+    })))
+}
+
+/// `GET /api/work-packages/funnel?from=&to=&step=&core=`: packages reaching each stage per
+/// bucket of `step` seconds (a whole number of minutes; default about 120 buckets, at most
+/// 1,440), from the funnel counted per minute and core.
+#[utoipa::path(get, path = "/api/work-packages/funnel", tag = "jam",
+    params(("from" = Option<String>, Query, description = "RFC 3339; default an hour before to"),
+        ("to" = Option<String>, Query, description = "RFC 3339; default now"),
+        ("step" = Option<u64>, Query, description = "Seconds, a whole number of minutes"),
+        ("core" = Option<u16>, Query, description = "Only this core's packages")),
+    responses((status = 200, description = "{from, to, step_seconds, buckets, series: {stage: [n per bucket]}}"),
+        (status = 400, description = "A bad parameter")))]
+pub async fn funnel(
+    query: web::Query<Vec<(String, String)>>,
+    pool: web::Data<ApiPool>,
+) -> Result<HttpResponse, ApiError> {
+    let params = Params::new(&query, &["from", "to", "step", "core"], &[])?;
+    let (from, to) = range(&params)?;
+    let (from, to) = (
+        round_down(from, TimeDelta::minutes(1)),
+        round_up(to, TimeDelta::minutes(1)),
+    );
+    let core = core(&params)?;
+    let span = (to - from).num_seconds().max(60);
+    let step = match params.one("step") {
+        Some(text) => whole_number("step", Some(text), 0, u32::MAX.into())?,
+        None => ((span / 120 + 59) / 60).max(1) * 60,
+    };
+    if step == 0 || step % 60 != 0 || (span + step - 1) / step > MAX_BUCKETS {
+        return Err(ApiError::bad_request(format!(
+            "step {step}: give a whole number of minutes (in seconds), at most {MAX_BUCKETS} \
+             buckets"
+        )));
+    }
+    let rows = read(&pool.0, async |conn| {
+        packages::funnel(conn, from, to, core).await
+    })
+    .await?;
+    let count = ((span + step - 1) / step) as usize;
+    let mut series: BTreeMap<&'static str, Vec<i64>> = Stage::ALL
+        .iter()
+        .map(|s| (s.name(), vec![0; count]))
+        .collect();
+    for row in &rows {
+        let (Some(stage), Ok(i)) = (
+            row.stage(),
+            usize::try_from((row.minute - from).num_seconds() / step),
+        ) else {
+            continue;
+        };
+        if let Some(cell) = series.get_mut(stage.name()).and_then(|v| v.get_mut(i)) {
+            *cell += row.packages;
+        }
+    }
+    let buckets: Vec<String> = (0..count as i64)
+        .map(|i| crate::time::format(&(from + TimeDelta::seconds(step * i))))
+        .collect();
+    Ok(HttpResponse::Ok().json(serde_json::json!({
+        "from": crate::time::format(&from),
+        "to": crate::time::format(&to),
+        "step_seconds": step,
+        "counted": COUNTED,
+        "buckets": buckets,
+        "series": series,
+    })))
+}
+
+/// `GET /api/work-packages/{hash}`: one package: its summary, every guarantor's journey (role,
+/// each stage in ms from the first sighting, failure and reason, shares that failed, guarantees
+/// sent and failed, refine gas and time) and the nodes that received its guarantee (ms after it
+/// was built).
+#[utoipa::path(get, path = "/api/work-packages/{hash}", tag = "jam",
+    params(("hash" = String, Path, description = "The work-package hash, 64 hex digits (0x optional)")),
+    responses((status = 200, description = "{package, journeys, guarantee_receipts, counted}"),
+        (status = 400, description = "Not a hash"),
+        (status = 404, description = "No guarantor reported it")))]
+pub async fn detail(
+    path: web::Path<String>,
+    pool: web::Data<ApiPool>,
+) -> Result<HttpResponse, ApiError> {
+    let text = path.into_inner();
+    let hash = parse_hash(&text)?;
+    let (summary, journeys, receipts) = read(&pool.0, async |conn| {
+        Ok((
+            packages::summary(conn, &hash).await?,
+            packages::journeys(conn, &hash).await?,
+            packages::receipts(conn, &hash).await?,
+        ))
+    })
+    .await?;
+    let Some(summary) = summary else {
+        return Err(ApiError::not_found(format!(
+            "no guarantor reported the work-package {text}"
+        )));
+    };
+    Ok(HttpResponse::Ok().json(serde_json::json!({
+        "package": Package::of(summary, Utc::now()),
+        "journeys": journeys,
+        "guarantee_receipts": receipts,
+        "counted": COUNTED,
+    })))
+}
+
+fn parse_hash(text: &str) -> Result<Vec<u8>, ApiError> {
+    let hex = text.strip_prefix("0x").unwrap_or(text);
+    if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(ApiError::bad_request(format!(
+            "invalid work-package hash `{text}`: expected 64 hex digits"
+        )));
+    }
+    Ok((0..32)
+        .map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).expect("hex digits"))
+        .collect())
+}
+
+#[derive(Serialize, Default)]
+struct CoreFigures {
+    core: i32,
+    /// Packages reaching each stage in the range.
+    packages: BTreeMap<&'static str, i64>,
+    refine_gas: i64,
+    refine_ns: i64,
+    /// Per refined package (sums over its guarantors' Refined events).
+    mean_refine_gas: Option<f64>,
+    mean_refine_ms: Option<f64>,
+    /// Nodes that built guarantees for the core in the range (whole hours).
+    guarantors: Vec<String>,
+}
+
+/// `GET /api/cores?from=&to=`: per core, the packages received, authorized, refined, guaranteed
+/// and failed (distinct packages), refine gas and time (total and per refined package), and the
+/// guarantor nodes seen building its guarantees.
+#[utoipa::path(get, path = "/api/cores", tag = "jam",
+    params(("from" = Option<String>, Query, description = "RFC 3339; default an hour before to"),
+        ("to" = Option<String>, Query, description = "RFC 3339; default now")),
+    responses((status = 200, description = "{from, to, counted, cores: [...]}"),
+        (status = 400, description = "A bad parameter")))]
+pub async fn cores(
+    query: web::Query<Vec<(String, String)>>,
+    pool: web::Data<ApiPool>,
+) -> Result<HttpResponse, ApiError> {
+    let params = Params::new(&query, &["from", "to"], &[])?;
+    let (from, to) = range(&params)?;
+    let (funnel, guarantors) = read(&pool.0, async |conn| {
+        Ok((
+            packages::funnel(
+                conn,
+                round_down(from, TimeDelta::minutes(1)),
+                round_up(to, TimeDelta::minutes(1)),
+                None,
+            )
+            .await?,
+            packages::guarantors(
+                conn,
+                round_down(from, TimeDelta::hours(1)),
+                round_up(to, TimeDelta::hours(1)),
+            )
+            .await?,
+        ))
+    })
+    .await?;
+    fn figures(cores: &mut BTreeMap<i32, CoreFigures>, core: i32) -> &mut CoreFigures {
+        cores.entry(core).or_insert_with(|| CoreFigures {
+            core,
+            packages: Stage::ALL.iter().map(|s| (s.name(), 0)).collect(),
+            ..CoreFigures::default()
+        })
+    }
+    let mut cores: BTreeMap<i32, CoreFigures> = BTreeMap::new();
+    for row in &funnel {
+        let Some(stage) = row.stage() else { continue };
+        let core = figures(&mut cores, row.core);
+        *core.packages.entry(stage.name()).or_default() += row.packages;
+        core.refine_gas = core.refine_gas.saturating_add(row.refine_gas);
+        core.refine_ns = core.refine_ns.saturating_add(row.refine_ns);
+    }
+    for g in guarantors.iter().filter(|g| g.built > 0 && g.core >= 0) {
+        figures(&mut cores, g.core)
+            .guarantors
+            .push(g.node_id.clone());
+    }
+    let cores: Vec<CoreFigures> = cores
+        .into_values()
+        .map(|mut core| {
+            let refined = core.packages["refined"];
+            if refined > 0 {
+                core.mean_refine_gas = Some(core.refine_gas as f64 / refined as f64);
+                core.mean_refine_ms = Some(core.refine_ns as f64 / refined as f64 / 1e6);
+            }
+            core.guarantors.sort();
+            core
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(serde_json::json!({
+        "from": crate::time::format(&from),
+        "to": crate::time::format(&to),
+        "counted": COUNTED,
+        "cores": cores,
+    })))
+}
+
+/// `GET /api/guarantees?from=&to=`: per guarantor (or receiving) node and core, over whole hours:
+/// guarantees built, sent, failed to send, received, failed to receive and discarded (core -1:
+/// work-reports of packages TART does not track). The reasons of discards are in
+/// `/api/failures` (GuaranteeDiscarded).
+#[utoipa::path(get, path = "/api/guarantees", tag = "jam",
+    params(("from" = Option<String>, Query, description = "RFC 3339; default an hour before to"),
+        ("to" = Option<String>, Query, description = "RFC 3339; default now")),
+    responses((status = 200, description = "{from, to, counted, guarantors: [...]}"),
+        (status = 400, description = "A bad parameter")))]
+pub async fn guarantees(
+    query: web::Query<Vec<(String, String)>>,
+    pool: web::Data<ApiPool>,
+) -> Result<HttpResponse, ApiError> {
+    let params = Params::new(&query, &["from", "to"], &[])?;
+    let (from, to) = range(&params)?;
+    let (from, to) = (
+        round_down(from, TimeDelta::hours(1)),
+        round_up(to, TimeDelta::hours(1)),
+    );
+    let counts = read(&pool.0, async |conn| {
+        packages::guarantors(conn, from, to).await
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({
+        "from": crate::time::format(&from),
+        "to": crate::time::format(&to),
+        "counted": "guarantee events per reporting node",
+        "guarantors": counts,
+    })))
+}
