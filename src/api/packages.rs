@@ -53,20 +53,20 @@ struct Package {
 impl Package {
     fn of(summary: PackageSummary, now: DateTime<Utc>) -> Package {
         let reached = [
-            (Stage::Distributed, summary.distributed_ms),
-            (Stage::GuaranteeBuilt, summary.guarantee_built_ms),
-            (Stage::ReportBuilt, summary.report_built_ms),
-            (Stage::Refined, summary.refined_ms),
-            (Stage::Authorized, summary.authorized_ms),
-            (Stage::Received, summary.received_ms),
+            (Stage::Distributed, summary.stages.distributed_ms),
+            (Stage::GuaranteeBuilt, summary.stages.guarantee_built_ms),
+            (Stage::ReportBuilt, summary.stages.report_built_ms),
+            (Stage::Refined, summary.stages.refined_ms),
+            (Stage::Authorized, summary.stages.authorized_ms),
+            (Stage::Received, summary.stages.received_ms),
         ];
         let furthest_stage = reached
             .iter()
             .find(|(_, ms)| ms.is_some())
             .map(|(stage, _)| stage.name());
-        let status = if summary.guarantee_built_ms.is_some() {
+        let status = if summary.stages.guarantee_built_ms.is_some() {
             "guaranteed"
-        } else if summary.failed_ms.is_some() {
+        } else if summary.stages.failed_ms.is_some() {
             "failed"
         } else if now - summary.first_seen_at > STALLED_AFTER {
             "stalled"

@@ -423,20 +423,9 @@ pub struct PackageSummary {
     #[diesel(sql_type = Timestamptz)]
     pub first_seen_at: DateTime<Utc>,
     /// Milliseconds from the first sighting to each stage's first time on any node.
-    #[diesel(sql_type = Nullable<Double>)]
-    pub received_ms: Option<f64>,
-    #[diesel(sql_type = Nullable<Double>)]
-    pub authorized_ms: Option<f64>,
-    #[diesel(sql_type = Nullable<Double>)]
-    pub refined_ms: Option<f64>,
-    #[diesel(sql_type = Nullable<Double>)]
-    pub report_built_ms: Option<f64>,
-    #[diesel(sql_type = Nullable<Double>)]
-    pub guarantee_built_ms: Option<f64>,
-    #[diesel(sql_type = Nullable<Double>)]
-    pub distributed_ms: Option<f64>,
-    #[diesel(sql_type = Nullable<Double>)]
-    pub failed_ms: Option<f64>,
+    #[serde(flatten)]
+    #[diesel(embed)]
+    pub stages: StageTimes,
     /// From the guarantee built to the last validator that reported receiving it.
     #[diesel(sql_type = Nullable<Double>)]
     pub guarantee_reach_ms: Option<f64>,
@@ -464,12 +453,28 @@ pub struct PackageSummary {
     pub refine_ns: i64,
 }
 
-fn ms_since(column: &str, from: &str, name: &str) -> String {
-    format!("(extract(epoch FROM {column} - {from}) * 1000)::float8 AS {name}")
+/// When a package reached each stage, in ms from its first sighting; a package's summary and a
+/// guarantor's journey both have them, as columns `<stage>_at`.
+#[derive(Debug, Clone, Serialize, QueryableByName)]
+pub struct StageTimes {
+    #[diesel(sql_type = Nullable<Double>)]
+    pub received_ms: Option<f64>,
+    #[diesel(sql_type = Nullable<Double>)]
+    pub authorized_ms: Option<f64>,
+    #[diesel(sql_type = Nullable<Double>)]
+    pub refined_ms: Option<f64>,
+    #[diesel(sql_type = Nullable<Double>)]
+    pub report_built_ms: Option<f64>,
+    #[diesel(sql_type = Nullable<Double>)]
+    pub guarantee_built_ms: Option<f64>,
+    #[diesel(sql_type = Nullable<Double>)]
+    pub distributed_ms: Option<f64>,
+    #[diesel(sql_type = Nullable<Double>)]
+    pub failed_ms: Option<f64>,
 }
 
-fn summary_columns() -> String {
-    let stages = [
+impl StageTimes {
+    const STAGES: [&'static str; 7] = [
         "received",
         "authorized",
         "refined",
@@ -477,9 +482,22 @@ fn summary_columns() -> String {
         "guarantee_built",
         "distributed",
         "failed",
-    ]
-    .map(|s| ms_since(&format!("p.{s}_at"), "p.first_at", &format!("{s}_ms")))
-    .join(", ");
+    ];
+
+    /// The select list of the stages of `table`'s `<stage>_at` columns since `first_at`.
+    fn columns(table: &str) -> String {
+        Self::STAGES
+            .map(|s| ms_since(&format!("{table}.{s}_at"), "p.first_at", &format!("{s}_ms")))
+            .join(", ")
+    }
+}
+
+fn ms_since(column: &str, from: &str, name: &str) -> String {
+    format!("(extract(epoch FROM {column} - {from}) * 1000)::float8 AS {name}")
+}
+
+fn summary_columns() -> String {
+    let stages = StageTimes::columns("p");
     format!(
         "'0x' || encode(p.hash, 'hex') AS hash, p.core, p.first_at AS first_seen_at, {stages}, \
          {}, p.failure_reason, '0x' || encode(p.report_hash, 'hex') AS work_report_hash, \
@@ -575,20 +593,9 @@ pub struct Journey {
     pub duplicate: bool,
     #[diesel(sql_type = Nullable<Double>)]
     pub submitted_ms: Option<f64>,
-    #[diesel(sql_type = Nullable<Double>)]
-    pub received_ms: Option<f64>,
-    #[diesel(sql_type = Nullable<Double>)]
-    pub authorized_ms: Option<f64>,
-    #[diesel(sql_type = Nullable<Double>)]
-    pub refined_ms: Option<f64>,
-    #[diesel(sql_type = Nullable<Double>)]
-    pub report_built_ms: Option<f64>,
-    #[diesel(sql_type = Nullable<Double>)]
-    pub guarantee_built_ms: Option<f64>,
-    #[diesel(sql_type = Nullable<Double>)]
-    pub distributed_ms: Option<f64>,
-    #[diesel(sql_type = Nullable<Double>)]
-    pub failed_ms: Option<f64>,
+    #[serde(flatten)]
+    #[diesel(embed)]
+    pub stages: StageTimes,
     #[diesel(sql_type = Nullable<Text>)]
     pub failure_reason: Option<String>,
     #[diesel(sql_type = Integer)]
@@ -608,18 +615,11 @@ pub async fn journeys(
     conn: &mut AsyncPgConnection,
     hash: &[u8],
 ) -> Result<Vec<Journey>, StoreError> {
-    let stages = [
-        "submitted",
-        "received",
-        "authorized",
-        "refined",
-        "report_built",
-        "guarantee_built",
-        "distributed",
-        "failed",
-    ]
-    .map(|s| ms_since(&format!("s.{s}_at"), "p.first_at", &format!("{s}_ms")))
-    .join(", ");
+    let stages = format!(
+        "{}, {}",
+        ms_since("s.submitted_at", "p.first_at", "submitted_ms"),
+        StageTimes::columns("s")
+    );
     Ok(diesel::sql_query(format!(
         "SELECT k.node_id, n.implementation_name AS implementation, \
              CASE s.role WHEN 1 THEN 'primary' ELSE 'secondary' END AS role, s.duplicate, \
