@@ -84,18 +84,25 @@ CREATE TABLE work_package_funnel_minute (
     PRIMARY KEY (minute, core, stage)
 );
 
--- Guarantees per hour, guarantor (or receiving) node and core (-1 when the work-report is not
--- one of a package TART tracks): built, sent, failed to send, received, failed to receive,
--- discarded. Hourly tier.
+-- Guarantees per hour, guarantor node and core: built, sent, failed to send. Hourly tier.
 CREATE TABLE guarantee_counts_hourly (
-    hour           TIMESTAMPTZ NOT NULL,
-    built          BIGINT NOT NULL,
-    sent           BIGINT NOT NULL,
-    send_failed    BIGINT NOT NULL,
-    received       BIGINT NOT NULL,
-    receive_failed BIGINT NOT NULL,
-    discarded      BIGINT NOT NULL,
-    node_key       INTEGER NOT NULL,
-    core           INTEGER NOT NULL,
+    hour        TIMESTAMPTZ NOT NULL,
+    built       INTEGER NOT NULL,
+    sent        INTEGER NOT NULL,
+    send_failed INTEGER NOT NULL,
+    node_key    INTEGER NOT NULL,
+    core        INTEGER NOT NULL,
     PRIMARY KEY (hour, node_key, core)
+);
+
+-- Guarantees per hour and receiving node, whatever their core: received, failed to receive,
+-- discarded. Not per core: the next authors receive every core's guarantees, so that would be a
+-- row per author and core (hundreds of thousands an hour at 1,024 nodes). Hourly tier.
+CREATE TABLE guarantee_receiver_counts_hourly (
+    hour           TIMESTAMPTZ NOT NULL,
+    received       INTEGER NOT NULL,
+    receive_failed INTEGER NOT NULL,
+    discarded      INTEGER NOT NULL,
+    node_key       INTEGER NOT NULL,
+    PRIMARY KEY (hour, node_key)
 );

@@ -10,7 +10,9 @@ use chrono::{DateTime, TimeDelta, Utc};
 use super::blocks::Observed;
 use super::{earliest, RecentRows};
 use crate::messages::{Fact, Reference, ReportStage};
-use crate::store::packages::{PackageChanges, PackageSighting, Role, Stage};
+use crate::store::packages::{
+    GuaranteeCounts, PackageChanges, PackageSighting, ReceiverCounts, Role, Stage,
+};
 use crate::time::round_down;
 
 /// Submissions, guarantees built and sendings remembered (~60 bytes each): minutes of 1,024
@@ -190,7 +192,7 @@ impl PackageTracker {
                 }
             }
             (GUARANTEE_RECEIVE_FAILED, None) => {
-                self.guarantee_counts(event, -1).receive_failed += 1;
+                self.receiver_counts(event).receive_failed += 1;
             }
             _ => {}
         }
@@ -225,8 +227,7 @@ impl PackageTracker {
             }
             ReportStage::GuaranteeReceived | ReportStage::GuaranteeDiscarded => {
                 let package = self.reports.get(report_hash).copied();
-                let core = package.map_or(-1, |p| i32::from(p.1));
-                let counts = self.guarantee_counts(event, core);
+                let counts = self.receiver_counts(event);
                 if stage == ReportStage::GuaranteeDiscarded {
                     counts.discarded += 1;
                     return;
@@ -315,15 +316,19 @@ impl PackageTracker {
             .packages += 1;
     }
 
-    fn guarantee_counts(
-        &mut self,
-        event: &Observed<'_>,
-        core: i32,
-    ) -> &mut crate::store::packages::GuaranteeCounts {
+    fn guarantee_counts(&mut self, event: &Observed<'_>, core: i32) -> &mut GuaranteeCounts {
         let hour = round_down(event.at, TimeDelta::hours(1));
         self.changes
             .guarantees
             .entry((hour, event.node.clone(), core))
+            .or_default()
+    }
+
+    fn receiver_counts(&mut self, event: &Observed<'_>) -> &mut ReceiverCounts {
+        let hour = round_down(event.at, TimeDelta::hours(1));
+        self.changes
+            .receivers
+            .entry((hour, event.node.clone()))
             .or_default()
     }
 
@@ -456,7 +461,7 @@ mod tests {
         assert!(changes.received_packages.contains(&[7; 32]));
         let hour = round_down(at(0), TimeDelta::hours(1));
         assert_eq!(changes.guarantees[&(hour, a, 3)].built, 1);
-        assert_eq!(changes.guarantees[&(hour, c, 3)].received, 1);
+        assert_eq!(changes.receivers[&(hour, c)].received, 1);
         let minute = round_down(at(0), TimeDelta::minutes(1));
         assert_eq!(changes.funnel[&(minute, 3, Stage::Received)].packages, 1);
         assert_eq!(changes.funnel[&(minute, 4, Stage::Failed)].packages, 1);

@@ -14,9 +14,11 @@ use super::{read, ApiError, ApiPool};
 use crate::store::packages::{self, FunnelRow, PackageSummary, Stage, Status};
 use crate::time::{round_down, round_up};
 
-/// Packages listed by default and at most.
-const DEFAULT_PACKAGES: u64 = 100;
-const MAX_PACKAGES: u64 = 1000;
+/// Packages (or guarantor rows) listed by default and at most.
+const DEFAULT_LIMIT: u64 = 100;
+const MAX_LIMIT: u64 = 1000;
+/// Guarantor nodes listed per core in `/api/cores` (they all count in `guarantors`).
+const TOP_GUARANTORS: u32 = 5;
 /// A package with neither a guarantee nor a failure this long after it was first seen stalled.
 const STALLED_AFTER: TimeDelta = TimeDelta::seconds(30);
 const MAX_BUCKETS: i64 = 1440;
@@ -124,7 +126,7 @@ pub async fn list(
             )))
         }
     };
-    let limit = whole_number("limit", params.one("limit"), DEFAULT_PACKAGES, MAX_PACKAGES)?;
+    let limit = whole_number("limit", params.one("limit"), DEFAULT_LIMIT, MAX_LIMIT)?;
     let (found, funnel) = read(&pool.0, async |conn| {
         Ok((
             packages::list(conn, from, to, core, status, limit).await?,
@@ -272,13 +274,15 @@ struct CoreFigures {
     /// Per refined package (sums over its guarantors' Refined events).
     mean_refine_gas: Option<f64>,
     mean_refine_ms: Option<f64>,
-    /// Nodes that built guarantees for the core in the range (whole hours).
-    guarantors: Vec<String>,
+    /// How many nodes built guarantees for the core in the range (whole hours)...
+    guarantors: i64,
+    /// ...and those that built most, most first.
+    top_guarantors: Vec<String>,
 }
 
 /// `GET /api/cores?from=&to=`: per core, the packages received, authorized, refined, guaranteed
 /// and failed (distinct packages), refine gas and time (total and per refined package), and the
-/// guarantor nodes seen building its guarantees.
+/// guarantor nodes seen building its guarantees (how many, and the most building ones).
 #[utoipa::path(get, path = "/api/cores", tag = "jam",
     params(("from" = Option<String>, Query, description = "RFC 3339; default an hour before to"),
         ("to" = Option<String>, Query, description = "RFC 3339; default now")),
@@ -299,10 +303,11 @@ pub async fn cores(
                 None,
             )
             .await?,
-            packages::guarantors(
+            packages::core_guarantors(
                 conn,
                 round_down(from, TimeDelta::hours(1)),
                 round_up(to, TimeDelta::hours(1)),
+                TOP_GUARANTORS,
             )
             .await?,
         ))
@@ -323,10 +328,10 @@ pub async fn cores(
         core.refine_gas = core.refine_gas.saturating_add(row.refine_gas);
         core.refine_ns = core.refine_ns.saturating_add(row.refine_ns);
     }
-    for g in guarantors.iter().filter(|g| g.built > 0 && g.core >= 0) {
-        figures(&mut cores, g.core)
-            .guarantors
-            .push(g.node_id.clone());
+    for g in guarantors {
+        let core = figures(&mut cores, g.core);
+        core.guarantors = g.guarantors;
+        core.top_guarantors = g.top;
     }
     let cores: Vec<CoreFigures> = cores
         .into_values()
@@ -336,7 +341,6 @@ pub async fn cores(
                 core.mean_refine_gas = Some(core.refine_gas as f64 / refined as f64);
                 core.mean_refine_ms = Some(core.refine_ns as f64 / refined as f64 / 1e6);
             }
-            core.guarantors.sort();
             core
         })
         .collect();
@@ -348,33 +352,41 @@ pub async fn cores(
     })))
 }
 
-/// `GET /api/guarantees?from=&to=`: per guarantor (or receiving) node and core, over whole hours:
-/// guarantees built, sent, failed to send, received, failed to receive and discarded (core -1:
-/// work-reports of packages TART does not track). The reasons of discards are in
-/// `/api/failures` (GuaranteeDiscarded).
+/// `GET /api/guarantees?from=&to=&node=&limit=`: over whole hours, per guarantor node and core
+/// the guarantees built, sent and failed to send (most built first), and per receiving node
+/// those received, failed to receive and discarded, whatever their core (the next authors
+/// receive every core's). The reasons of discards are in `/api/failures` (GuaranteeDiscarded).
 #[utoipa::path(get, path = "/api/guarantees", tag = "jam",
     params(("from" = Option<String>, Query, description = "RFC 3339; default an hour before to"),
-        ("to" = Option<String>, Query, description = "RFC 3339; default now")),
-    responses((status = 200, description = "{from, to, counted, guarantors: [...]}"),
+        ("to" = Option<String>, Query, description = "RFC 3339; default now"),
+        ("node" = Option<String>, Query, description = "Only this guarantor node's rows"),
+        ("limit" = Option<u64>, Query, description = "Guarantor rows, at most 1,000; default 100")),
+    responses((status = 200, description = "{from, to, counted, guarantors: [...], receivers: [...]}"),
         (status = 400, description = "A bad parameter")))]
 pub async fn guarantees(
     query: web::Query<Vec<(String, String)>>,
     pool: web::Data<ApiPool>,
 ) -> Result<HttpResponse, ApiError> {
-    let params = Params::new(&query, &["from", "to"], &[])?;
+    let params = Params::new(&query, &["from", "to", "node", "limit"], &[])?;
     let (from, to) = range(&params)?;
     let (from, to) = (
         round_down(from, TimeDelta::hours(1)),
         round_up(to, TimeDelta::hours(1)),
     );
-    let counts = read(&pool.0, async |conn| {
-        packages::guarantors(conn, from, to).await
+    let node = params.one("node");
+    let limit = whole_number("limit", params.one("limit"), DEFAULT_LIMIT, MAX_LIMIT)?;
+    let (guarantors, receivers) = read(&pool.0, async |conn| {
+        Ok((
+            packages::guarantors(conn, from, to, node, limit).await?,
+            packages::receivers(conn, from, to).await?,
+        ))
     })
     .await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({
         "from": crate::time::format(&from),
         "to": crate::time::format(&to),
         "counted": "guarantee events per reporting node",
-        "guarantors": counts,
+        "guarantors": guarantors,
+        "receivers": receivers,
     })))
 }

@@ -114,15 +114,20 @@ impl PackageSighting {
     }
 }
 
-/// Guarantees counted for one (hour, node, core).
+/// Guarantees counted for one (hour, guarantor node, core).
 #[derive(Debug, Default, Clone, Copy)]
 pub struct GuaranteeCounts {
-    pub built: i64,
-    pub sent: i64,
-    pub send_failed: i64,
-    pub received: i64,
-    pub receive_failed: i64,
-    pub discarded: i64,
+    pub built: i32,
+    pub sent: i32,
+    pub send_failed: i32,
+}
+
+/// Guarantees counted for one (hour, receiving node), whatever their core.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct ReceiverCounts {
+    pub received: i32,
+    pub receive_failed: i32,
+    pub discarded: i32,
 }
 
 /// Packages reaching a stage in one (minute, core), and for refines their gas and time.
@@ -142,8 +147,10 @@ pub struct PackageChanges {
     /// The packages of those receipts, whose summaries change with them.
     pub received_packages: BTreeSet<[u8; 32]>,
     pub funnel: HashMap<(DateTime<Utc>, u16, Stage), FunnelCell>,
-    /// (hour, node, core or -1) → counts.
+    /// (hour, guarantor node, core) → counts.
     pub guarantees: HashMap<(DateTime<Utc>, Arc<str>, i32), GuaranteeCounts>,
+    /// (hour, receiving node) → counts.
+    pub receivers: HashMap<(DateTime<Utc>, Arc<str>), ReceiverCounts>,
 }
 
 impl PackageChanges {
@@ -152,6 +159,7 @@ impl PackageChanges {
             && self.receipts.is_empty()
             && self.funnel.is_empty()
             && self.guarantees.is_empty()
+            && self.receivers.is_empty()
     }
 
     /// The counts (funnel, guarantees) taken out, to be written with a later rollup.
@@ -159,6 +167,7 @@ impl PackageChanges {
         PackageChanges {
             funnel: std::mem::take(&mut self.funnel),
             guarantees: std::mem::take(&mut self.guarantees),
+            receivers: std::mem::take(&mut self.receivers),
             ..PackageChanges::default()
         }
     }
@@ -176,6 +185,9 @@ impl PackageChanges {
             sum.built += counts.built;
             sum.sent += counts.sent;
             sum.send_failed += counts.send_failed;
+        }
+        for (key, counts) in held.receivers {
+            let sum = self.receivers.entry(key).or_default();
             sum.received += counts.received;
             sum.receive_failed += counts.receive_failed;
             sum.discarded += counts.discarded;
@@ -184,7 +196,11 @@ impl PackageChanges {
 
     /// Entries held, against the tracker's ceiling.
     pub fn len(&self) -> usize {
-        self.sightings.len() + self.receipts.len() + self.funnel.len() + self.guarantees.len()
+        self.sightings.len()
+            + self.receipts.len()
+            + self.funnel.len()
+            + self.guarantees.len()
+            + self.receivers.len()
     }
 }
 
@@ -280,21 +296,26 @@ ON CONFLICT (minute, core, stage) DO UPDATE SET
     refine_ns = work_package_funnel_minute.refine_ns + EXCLUDED.refine_ns";
 
 const UPSERT_GUARANTEES: &str = "\
-INSERT INTO guarantee_counts_hourly (hour, node_key, core, built, sent, send_failed, received,
-    receive_failed, discarded)
-SELECT v.hour, k.node_key, v.core, v.built, v.sent, v.send_failed, v.received, v.receive_failed,
-    v.discarded
-FROM unnest($1::timestamptz[], $2::text[], $3::int4[], $4::int8[], $5::int8[], $6::int8[],
-    $7::int8[], $8::int8[], $9::int8[])
-    AS v(hour, node_id, core, built, sent, send_failed, received, receive_failed, discarded)
+INSERT INTO guarantee_counts_hourly (hour, node_key, core, built, sent, send_failed)
+SELECT v.hour, k.node_key, v.core, v.built, v.sent, v.send_failed
+FROM unnest($1::timestamptz[], $2::text[], $3::int4[], $4::int4[], $5::int4[], $6::int4[])
+    AS v(hour, node_id, core, built, sent, send_failed)
 JOIN node_keys k ON k.node_id = v.node_id
 ON CONFLICT (hour, node_key, core) DO UPDATE SET
     built = guarantee_counts_hourly.built + EXCLUDED.built,
     sent = guarantee_counts_hourly.sent + EXCLUDED.sent,
-    send_failed = guarantee_counts_hourly.send_failed + EXCLUDED.send_failed,
-    received = guarantee_counts_hourly.received + EXCLUDED.received,
-    receive_failed = guarantee_counts_hourly.receive_failed + EXCLUDED.receive_failed,
-    discarded = guarantee_counts_hourly.discarded + EXCLUDED.discarded";
+    send_failed = guarantee_counts_hourly.send_failed + EXCLUDED.send_failed";
+
+const UPSERT_RECEIVERS: &str = "\
+INSERT INTO guarantee_receiver_counts_hourly (hour, node_key, received, receive_failed, discarded)
+SELECT v.hour, k.node_key, v.received, v.receive_failed, v.discarded
+FROM unnest($1::timestamptz[], $2::text[], $3::int4[], $4::int4[], $5::int4[])
+    AS v(hour, node_id, received, receive_failed, discarded)
+JOIN node_keys k ON k.node_id = v.node_id
+ON CONFLICT (hour, node_key) DO UPDATE SET
+    received = guarantee_receiver_counts_hourly.received + EXCLUDED.received,
+    receive_failed = guarantee_receiver_counts_hourly.receive_failed + EXCLUDED.receive_failed,
+    discarded = guarantee_receiver_counts_hourly.discarded + EXCLUDED.discarded";
 
 /// Writes the changes (rows in key order, so concurrent writers never deadlock), then sums up
 /// each package they touched. Inside the rollup's transaction.
@@ -375,17 +396,26 @@ pub async fn write(
     if !changes.guarantees.is_empty() {
         let rows: BTreeMap<_, _> = changes.guarantees.iter().collect();
         let count =
-            |f: fn(&GuaranteeCounts) -> i64| rows.values().map(|c| f(c)).collect::<Vec<_>>();
+            |f: fn(&GuaranteeCounts) -> i32| rows.values().map(|c| f(c)).collect::<Vec<_>>();
         diesel::sql_query(UPSERT_GUARANTEES)
             .bind::<Array<Timestamptz>, _>(rows.keys().map(|k| k.0).collect::<Vec<_>>())
             .bind::<Array<Text>, _>(rows.keys().map(|k| &*k.1).collect::<Vec<_>>())
             .bind::<Array<Integer>, _>(rows.keys().map(|k| k.2).collect::<Vec<_>>())
-            .bind::<Array<BigInt>, _>(count(|c| c.built))
-            .bind::<Array<BigInt>, _>(count(|c| c.sent))
-            .bind::<Array<BigInt>, _>(count(|c| c.send_failed))
-            .bind::<Array<BigInt>, _>(count(|c| c.received))
-            .bind::<Array<BigInt>, _>(count(|c| c.receive_failed))
-            .bind::<Array<BigInt>, _>(count(|c| c.discarded))
+            .bind::<Array<Integer>, _>(count(|c| c.built))
+            .bind::<Array<Integer>, _>(count(|c| c.sent))
+            .bind::<Array<Integer>, _>(count(|c| c.send_failed))
+            .execute(conn)
+            .await?;
+    }
+    if !changes.receivers.is_empty() {
+        let rows: BTreeMap<_, _> = changes.receivers.iter().collect();
+        let count = |f: fn(&ReceiverCounts) -> i32| rows.values().map(|c| f(c)).collect::<Vec<_>>();
+        diesel::sql_query(UPSERT_RECEIVERS)
+            .bind::<Array<Timestamptz>, _>(rows.keys().map(|k| k.0).collect::<Vec<_>>())
+            .bind::<Array<Text>, _>(rows.keys().map(|k| &*k.1).collect::<Vec<_>>())
+            .bind::<Array<Integer>, _>(count(|c| c.received))
+            .bind::<Array<Integer>, _>(count(|c| c.receive_failed))
+            .bind::<Array<Integer>, _>(count(|c| c.discarded))
             .execute(conn)
             .await?;
     }
@@ -407,6 +437,7 @@ pub async fn prune(
             ("work_package_funnel_minute", "minute", minute_days),
             ("work_packages", "first_at", hour_days),
             ("guarantee_counts_hourly", "hour", hour_days),
+            ("guarantee_receiver_counts_hourly", "hour", hour_days),
         ],
     )
     .await
@@ -703,12 +734,11 @@ pub async fn funnel(
     })
 }
 
-/// Guarantees of one node and core in a range.
+/// Guarantees of one guarantor node and core in a range.
 #[derive(Debug, Clone, Serialize, QueryableByName)]
 pub struct GuarantorCounts {
     #[diesel(sql_type = Text)]
     pub node_id: String,
-    /// -1: work-reports of packages TART does not track (their core is unknown).
     #[diesel(sql_type = Integer)]
     pub core: i32,
     #[diesel(sql_type = BigInt)]
@@ -717,6 +747,73 @@ pub struct GuarantorCounts {
     pub sent: i64,
     #[diesel(sql_type = BigInt)]
     pub send_failed: i64,
+}
+
+/// The guarantor counts in the hours `[from, to)`, per node and core, most built first, at most
+/// `limit`; of one node only, when given. Summed by PostgreSQL over `int4` columns (a bigint's
+/// `sum` would be a slow numeric).
+pub async fn guarantors(
+    conn: &mut AsyncPgConnection,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    node: Option<&str>,
+    limit: i64,
+) -> Result<Vec<GuarantorCounts>, StoreError> {
+    let sql = "SELECT k.node_id, g.core, sum(g.built) AS built, sum(g.sent) AS sent, \
+                   sum(g.send_failed) AS send_failed \
+               FROM guarantee_counts_hourly g JOIN node_keys k ON k.node_key = g.node_key \
+               WHERE g.hour >= $1 AND g.hour < $2";
+    let query =
+        diesel::sql_query(format!(
+        "{sql} {} GROUP BY k.node_id, g.core ORDER BY built DESC, k.node_id, g.core LIMIT {limit}",
+        if node.is_some() { "AND k.node_id = $3" } else { "" }
+    ))
+        .into_boxed()
+        .bind::<Timestamptz, _>(from)
+        .bind::<Timestamptz, _>(to);
+    Ok(match node {
+        Some(node) => query.bind::<Text, _>(node).load(conn).await?,
+        None => query.load(conn).await?,
+    })
+}
+
+/// The guarantor nodes of one core in a range: how many, and the most building ones first.
+#[derive(Debug, Clone, QueryableByName)]
+pub struct CoreGuarantors {
+    #[diesel(sql_type = Integer)]
+    pub core: i32,
+    #[diesel(sql_type = BigInt)]
+    pub guarantors: i64,
+    #[diesel(sql_type = Array<Text>)]
+    pub top: Vec<String>,
+}
+
+/// Each core's guarantor nodes (those that built its guarantees) in the hours `[from, to)`: their
+/// number and the `top` that built most.
+pub async fn core_guarantors(
+    conn: &mut AsyncPgConnection,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    top: u32,
+) -> Result<Vec<CoreGuarantors>, StoreError> {
+    Ok(diesel::sql_query(format!(
+        "SELECT g.core, count(*) AS guarantors, \
+             (array_agg(k.node_id ORDER BY g.built DESC, k.node_id))[1:{top}] AS top \
+         FROM (SELECT core, node_key, sum(built) AS built FROM guarantee_counts_hourly \
+               WHERE hour >= $1 AND hour < $2 AND built > 0 GROUP BY core, node_key) g \
+         JOIN node_keys k ON k.node_key = g.node_key GROUP BY g.core"
+    ))
+    .bind::<Timestamptz, _>(from)
+    .bind::<Timestamptz, _>(to)
+    .load(conn)
+    .await?)
+}
+
+/// Guarantees one node received, failed to receive or discarded in a range, any core.
+#[derive(Debug, Clone, Serialize, QueryableByName)]
+pub struct ReceiverTotals {
+    #[diesel(sql_type = Text)]
+    pub node_id: String,
     #[diesel(sql_type = BigInt)]
     pub received: i64,
     #[diesel(sql_type = BigInt)]
@@ -725,47 +822,20 @@ pub struct GuarantorCounts {
     pub discarded: i64,
 }
 
-/// Guarantee counts per node and core over the hours `[from, to)`, most built first. Summed
-/// here, not by PostgreSQL (see `aggregates::failure_reasons` for why).
-pub async fn guarantors(
+/// The receiving side's counts in the hours `[from, to)`, per node, most received first.
+pub async fn receivers(
     conn: &mut AsyncPgConnection,
     from: DateTime<Utc>,
     to: DateTime<Utc>,
-) -> Result<Vec<GuarantorCounts>, StoreError> {
-    let rows: Vec<GuarantorCounts> = diesel::sql_query(
-        "SELECT k.node_id, g.core, g.built, g.sent, g.send_failed, g.received, g.receive_failed, \
-             g.discarded FROM guarantee_counts_hourly g JOIN node_keys k ON k.node_key = g.node_key \
-         WHERE g.hour >= $1 AND g.hour < $2",
+) -> Result<Vec<ReceiverTotals>, StoreError> {
+    Ok(diesel::sql_query(
+        "SELECT k.node_id, sum(r.received) AS received, sum(r.receive_failed) AS receive_failed, \
+             sum(r.discarded) AS discarded \
+         FROM guarantee_receiver_counts_hourly r JOIN node_keys k ON k.node_key = r.node_key \
+         WHERE r.hour >= $1 AND r.hour < $2 GROUP BY k.node_id ORDER BY received DESC, k.node_id",
     )
     .bind::<Timestamptz, _>(from)
     .bind::<Timestamptz, _>(to)
     .load(conn)
-    .await?;
-    let mut sums: BTreeMap<(String, i32), GuarantorCounts> = BTreeMap::new();
-    for row in rows {
-        let sum = sums
-            .entry((row.node_id.clone(), row.core))
-            .or_insert_with(|| GuarantorCounts {
-                built: 0,
-                sent: 0,
-                send_failed: 0,
-                received: 0,
-                receive_failed: 0,
-                discarded: 0,
-                ..row.clone()
-            });
-        sum.built += row.built;
-        sum.sent += row.sent;
-        sum.send_failed += row.send_failed;
-        sum.received += row.received;
-        sum.receive_failed += row.receive_failed;
-        sum.discarded += row.discarded;
-    }
-    let mut counts: Vec<GuarantorCounts> = sums.into_values().collect();
-    counts.sort_by(|a, b| {
-        (b.built + b.received)
-            .cmp(&(a.built + a.received))
-            .then_with(|| a.node_id.cmp(&b.node_id))
-    });
-    Ok(counts)
+    .await?)
 }

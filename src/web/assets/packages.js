@@ -23,7 +23,9 @@ export function mount(root, params, query) {
     <div class="columns"><section class="panel"><h2>Cores</h2><div class="scroll"><table id="core-table"><thead><tr><th class="n">Core</th>
       <th class="n">Received</th><th class="n">Refined</th><th class="n">Guaranteed</th><th class="n">Failed</th><th class="n">Refine gas</th><th class="n">Refine time</th><th>Guarantors</th></tr></thead><tbody></tbody></table></div></section>
     <section class="panel"><h2>Guarantors</h2><div class="scroll"><table id="guarantor-table"><thead><tr><th>Node</th><th class="n">Core</th>
-      <th class="n">Built</th><th class="n">Sent</th><th class="n">Send failed</th><th class="n">Received</th><th class="n">Discarded</th></tr></thead><tbody></tbody></table></div></section></div>`;
+      <th class="n">Built</th><th class="n">Sent</th><th class="n">Send failed</th></tr></thead><tbody></tbody></table></div>
+      <h2>Receivers</h2><div class="scroll"><table id="receiver-table"><thead><tr><th>Node</th><th class="n">Received</th>
+      <th class="n">Receive failed</th><th class="n">Discarded</th></tr></thead><tbody></tbody></table></div></section></div>`;
   const from = () => encodeURIComponent(rangeStart(range));
 
   async function loadPackages() {
@@ -69,13 +71,16 @@ export function mount(root, params, query) {
       .map((c) => `<tr data-core="${c.core}"><td class="n">${c.core}</td><td class="n">${num(c.packages.received)}</td>
         <td class="n">${num(c.packages.refined)}</td><td class="n">${num(c.packages.guarantee_built)}</td>
         <td class="n failed">${num(c.packages.failed)}</td><td class="n">${num(c.mean_refine_gas)}</td><td class="n">${ms(c.mean_refine_ms)}</td>
-        <td>${c.guarantors.map(nodeLink).join(" ")}</td></tr>`)
+        <td>${c.top_guarantors.map(nodeLink).join(" ")}${c.guarantors > c.top_guarantors.length ? ` and ${num(c.guarantors - c.top_guarantors.length)} more` : ""}</td></tr>`)
       .join("");
     root.querySelector("#guarantor-table tbody").innerHTML = guarantees.guarantors
-      .filter((g) => g.core >= 0 || g.received || g.discarded)
       .map((g) => `<tr data-node="${esc(g.node_id)}" data-core="${g.core}"${g.built && !g.sent && !g.send_failed ? ' class="silent"' : ""}>
-        <td>${nodeLink(g.node_id)}</td><td class="n">${g.core < 0 ? "?" : g.core}</td><td class="n built">${num(g.built)}</td>
-        <td class="n sent">${num(g.sent)}</td><td class="n">${num(g.send_failed)}</td><td class="n">${num(g.received)}</td><td class="n">${num(g.discarded)}</td></tr>`)
+        <td>${nodeLink(g.node_id)}</td><td class="n">${g.core}</td><td class="n built">${num(g.built)}</td>
+        <td class="n sent">${num(g.sent)}</td><td class="n">${num(g.send_failed)}</td></tr>`)
+      .join("");
+    root.querySelector("#receiver-table tbody").innerHTML = guarantees.receivers
+      .map((r) => `<tr data-node="${esc(r.node_id)}"><td>${nodeLink(r.node_id)}</td><td class="n">${num(r.received)}</td>
+        <td class="n">${num(r.receive_failed)}</td><td class="n">${num(r.discarded)}</td></tr>`)
       .join("");
   }
 
