@@ -651,6 +651,16 @@ async fn the_peer_view_shows_the_planted_flapping_link() {
         graph().await
     );
     let graph = graph().await;
+    // A limited list still counts every link per node.
+    let (_, first) = get_json(api, "/api/peers?limit=1").await;
+    assert_eq!(first["links"].as_array().unwrap().len(), 1, "{first}");
+    let counted: u64 = first["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["links"].as_u64().unwrap())
+        .sum();
+    assert_eq!(counted as usize, graph["links"].as_array().unwrap().len());
     let top = &graph["flapping"][0];
     assert_eq!(top["node_id"], flapper.as_str(), "{graph}");
     assert_eq!(

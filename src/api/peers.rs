@@ -9,66 +9,74 @@ use actix_web::{web, HttpResponse};
 use chrono::{TimeDelta, Utc};
 use serde::Serialize;
 
-use super::params::{ordered, Params};
+use super::params::{ordered, whole_number, Params};
 use super::{parse_node_id, read, ApiError, ApiPool};
-use crate::store::peers::{self, Link, ReportedPeers};
+use crate::store::peers::{self, ReportedPeers};
 use crate::time::{round_down, round_up};
 
 /// Links listed among the most flapping.
-const TOP_FLAPPING: usize = 20;
+const TOP_FLAPPING: i64 = 20;
+/// Links listed by default and at most (all of them count in `nodes`).
+const DEFAULT_LINKS: u64 = 1000;
+const MAX_LINKS: u64 = 10_000;
 
 #[derive(Serialize)]
 struct NodePeers {
     node_id: String,
-    /// Links its events say are up now, and of those, to peers TART does not know.
-    connected: usize,
-    unknown: usize,
+    /// Its links changed in the range; those its events say are up now, and of those, to peers
+    /// TART does not know.
+    links: i64,
+    connected: i64,
+    unknown: i64,
     /// Its latest Status's counts (null before any).
     reported: Option<ReportedPeers>,
 }
 
-/// `GET /api/peers?since=&node=`: the connection graph: every link changed since `since` (RFC
-/// 3339; default a day ago) as its node's events tell it (`peer_node_id` null for a peer that
-/// does not report to TART), per node its links up now and its latest Status peer counts, and the
-/// links that flap most (connects + disconnects).
+/// `GET /api/peers?since=&node=&limit=`: the connection graph: the `limit` links changed last
+/// since `since` (RFC 3339; default a day ago) as their nodes' events tell them (`peer_node_id`
+/// null for a peer that does not report to TART), per node its links (all of them counted) and
+/// its latest Status peer counts, and the links that flap most (connects + disconnects).
 #[utoipa::path(get, path = "/api/peers", tag = "jam",
     params(("since" = Option<String>, Query, description = "RFC 3339; default a day ago"),
-        ("node" = Option<String>, Query, description = "Only this node's links (64 hex digits)")),
+        ("node" = Option<String>, Query, description = "Only this node's links (64 hex digits)"),
+        ("limit" = Option<u64>, Query, description = "Links listed, at most 10,000; default 1,000")),
     responses((status = 200, description = "{since, nodes, links, flapping}"),
         (status = 400, description = "A bad parameter")))]
 pub async fn graph(
     query: web::Query<Vec<(String, String)>>,
     pool: web::Data<ApiPool>,
 ) -> Result<HttpResponse, ApiError> {
-    let params = Params::new(&query, &["since", "node"], &[])?;
+    let params = Params::new(&query, &["since", "node", "limit"], &[])?;
     let since = params
         .instant("since")?
         .unwrap_or_else(|| Utc::now() - TimeDelta::days(1));
     let node = params.one("node").map(parse_node_id).transpose()?;
-    let (links, reported) = read(&pool.0, async |conn| {
+    let limit = whole_number("limit", params.one("limit"), DEFAULT_LINKS, MAX_LINKS)?;
+    let node = node.as_deref();
+    let (links, flapping, counts, reported) = read(&pool.0, async |conn| {
         Ok((
-            peers::links(conn, since, node.as_deref()).await?,
+            peers::links(conn, since, node, limit, false).await?,
+            peers::links(conn, since, node, TOP_FLAPPING, true).await?,
+            peers::link_counts(conn, since, node).await?,
             peers::reported_peers(conn).await?,
         ))
     })
     .await?;
-    let mut nodes: BTreeMap<String, NodePeers> = BTreeMap::new();
-    for link in &links {
-        let entry = nodes
-            .entry(link.node_id.clone())
-            .or_insert_with(|| NodePeers {
-                node_id: link.node_id.clone(),
-                connected: 0,
-                unknown: 0,
+    let mut nodes: BTreeMap<String, NodePeers> = counts
+        .into_iter()
+        .map(|c| {
+            let entry = NodePeers {
+                node_id: c.node_id.clone(),
+                links: c.links,
+                connected: c.connected,
+                unknown: c.unknown,
                 reported: None,
-            });
-        if link.connected {
-            entry.connected += 1;
-            entry.unknown += usize::from(link.peer_node_id.is_none());
-        }
-    }
+            };
+            (c.node_id, entry)
+        })
+        .collect();
     for counts in reported {
-        if node.as_deref().is_some_and(|n| n != counts.node_id) {
+        if node.is_some_and(|n| n != counts.node_id) {
             continue;
         }
         let id = counts.node_id.clone();
@@ -76,19 +84,13 @@ pub async fn graph(
             .entry(id.clone())
             .or_insert_with(|| NodePeers {
                 node_id: id,
+                links: 0,
                 connected: 0,
                 unknown: 0,
                 reported: None,
             })
             .reported = Some(counts);
     }
-    let mut flapping: Vec<&Link> = links.iter().filter(|l| l.disconnects > 0).collect();
-    flapping.sort_by(|a, b| {
-        (b.connects + b.disconnects)
-            .cmp(&(a.connects + a.disconnects))
-            .then_with(|| a.node_id.cmp(&b.node_id))
-    });
-    flapping.truncate(TOP_FLAPPING);
     Ok(HttpResponse::Ok().json(serde_json::json!({
         "since": crate::time::format(&since),
         "nodes": nodes.into_values().collect::<Vec<_>>(),

@@ -150,27 +150,69 @@ pub struct Link {
     pub disconnects: i64,
 }
 
-/// Links changed since `since` (all of them, connected or not), of every node or of one.
+/// The links changed since $1, each with its node and its peer as a node TART knows (by Peer ID),
+/// of one node when $2 is not null.
+const LINKS_SINCE: &str = "FROM peer_links l JOIN node_keys k ON k.node_key = l.node_key \
+     LEFT JOIN node_keys p ON p.node_id = encode(l.peer_id, 'hex') \
+     WHERE l.changed_at >= $1 AND ($2::text IS NULL OR k.node_id = $2)";
+
+/// The links changed since `since` (connected or not), of every node or of one: the `limit`
+/// changed last, and when `flapping`, only those that went down at least once, most connects +
+/// disconnects first.
 pub async fn links(
     conn: &mut AsyncPgConnection,
     since: DateTime<Utc>,
     node: Option<&str>,
+    limit: i64,
+    flapping: bool,
 ) -> Result<Vec<Link>, StoreError> {
-    let sql = "SELECT k.node_id, encode(l.peer_id, 'hex') AS peer_id, p.node_id AS peer_node_id, \
+    let (only, order) = match flapping {
+        true => (
+            "AND l.disconnects > 0",
+            "l.connects + l.disconnects DESC, k.node_id",
+        ),
+        false => ("", "l.changed_at DESC, k.node_id"),
+    };
+    Ok(diesel::sql_query(format!(
+        "SELECT k.node_id, encode(l.peer_id, 'hex') AS peer_id, p.node_id AS peer_node_id, \
              l.connected, l.changed_at, l.connects, l.disconnects \
-         FROM peer_links l JOIN node_keys k ON k.node_key = l.node_key \
-         LEFT JOIN node_keys p ON p.node_id = encode(l.peer_id, 'hex') \
-         WHERE l.changed_at >= $1";
-    let query = diesel::sql_query(match node {
-        Some(_) => format!("{sql} AND k.node_id = $2 ORDER BY l.changed_at DESC"),
-        None => format!("{sql} ORDER BY k.node_id, l.changed_at DESC"),
-    })
-    .into_boxed()
-    .bind::<Timestamptz, _>(since);
-    Ok(match node {
-        Some(node) => query.bind::<Text, _>(node).load(conn).await?,
-        None => query.load(conn).await?,
-    })
+         {LINKS_SINCE} {only} ORDER BY {order} LIMIT $3"
+    ))
+    .bind::<Timestamptz, _>(since)
+    .bind::<Nullable<Text>, _>(node)
+    .bind::<BigInt, _>(limit)
+    .load(conn)
+    .await?)
+}
+
+/// One node's links changed since a time: all, those up, and of those, to unknown peers.
+#[derive(Debug, Clone, QueryableByName)]
+pub struct LinkCounts {
+    #[diesel(sql_type = Text)]
+    pub node_id: String,
+    #[diesel(sql_type = BigInt)]
+    pub links: i64,
+    #[diesel(sql_type = BigInt)]
+    pub connected: i64,
+    #[diesel(sql_type = BigInt)]
+    pub unknown: i64,
+}
+
+/// Per node, its links changed since `since`, counted by PostgreSQL (every node's, or one's).
+pub async fn link_counts(
+    conn: &mut AsyncPgConnection,
+    since: DateTime<Utc>,
+    node: Option<&str>,
+) -> Result<Vec<LinkCounts>, StoreError> {
+    Ok(diesel::sql_query(format!(
+        "SELECT k.node_id, count(*) AS links, count(*) FILTER (WHERE l.connected) AS connected, \
+             count(*) FILTER (WHERE l.connected AND p.node_id IS NULL) AS unknown \
+         {LINKS_SINCE} GROUP BY k.node_id"
+    ))
+    .bind::<Timestamptz, _>(since)
+    .bind::<Nullable<Text>, _>(node)
+    .load(conn)
+    .await?)
 }
 
 /// Connects and disconnects of one minute, all nodes together.
