@@ -543,6 +543,29 @@ async fn work_package_views_report_the_planted_failing_core_and_silent_guarantor
             "{core}"
         );
     }
+    // Its nodes' Status reports count no guarantee for the failing core, and some for the other.
+    let (_, status) = get_json(api, "/api/cores/status").await;
+    let means = |core: u16| -> Vec<f64> {
+        status["cores"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["core"] == core)
+            .map(|c| {
+                let means = c["mean_guarantees"].as_array().unwrap();
+                means.iter().filter_map(Value::as_f64).collect()
+            })
+            .unwrap_or_default()
+    };
+    let (failing_means, other_means) = (means(FAILING_CORE), means(1 - FAILING_CORE));
+    assert!(
+        !failing_means.is_empty() && failing_means.iter().all(|&m| m == 0.0),
+        "{status}"
+    );
+    assert!(
+        !other_means.is_empty() && other_means.iter().all(|&m| m > 0.0),
+        "{status}"
+    );
     let failing = failed_of(FAILING_CORE) as f64;
     assert!(
         failing > 2.0 * failed_of(1 - FAILING_CORE) as f64,
@@ -934,4 +957,59 @@ async fn the_network_metrics_count_what_each_node_sent_and_forget_nodes_that_lef
         "the nodes' series are gone {FORGET_SECS} s after they left"
     );
     server.shutdown().await.expect("clean shutdown");
+}
+
+/// `/api/cores/status` averages what the nodes' Status events count per core: two nodes' reports
+/// of three cores, each sampled once.
+#[actix_web::test]
+async fn the_cores_status_series_is_the_mean_of_what_the_nodes_reported() {
+    let db = TestDb::new();
+    let server = TestServer::start(views_config(&db)).await;
+    let status = |guarantees: Vec<u8>| TimedEvent {
+        timestamp: jam_now(0),
+        event: Event::Status {
+            num_peers: 4,
+            num_validator_peers: 4,
+            num_block_announcement_peers: 4,
+            guarantees_by_core: tart_backend::jip3::types::CoreCounts(guarantees),
+            num_shards: 0,
+            shards_total_size: 0,
+            num_preimages: 0,
+            preimages_total_size: 0,
+        },
+    };
+    let mut a = FakeNode::connect(server.telemetry_addr, node_info(1, 3)).await;
+    let mut b = FakeNode::connect(server.telemetry_addr, node_info(2, 3)).await;
+    a.send_events(&[status(vec![3, 1, 0])]).await;
+    b.send_events(&[status(vec![1, 1, 2])]).await;
+    let series = || async {
+        get_json(server.api_addr, "/api/cores/status?step=3600")
+            .await
+            .1
+    };
+    let sampled = |series: &Value| {
+        series["cores"].as_array().is_some_and(|cores| {
+            cores.len() == 3
+                && cores
+                    .iter()
+                    .all(|c| c["samples"].as_array().unwrap().iter().any(|s| s == 2))
+        })
+    };
+    assert!(
+        eventually(WAIT, || async { sampled(&series().await) }).await,
+        "both reports sampled: {}",
+        series().await
+    );
+    let series = series().await;
+    for (core, mean) in [(0, 2.0), (1, 1.0), (2, 1.0)] {
+        let means: Vec<f64> = series["cores"][core]["mean_guarantees"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(Value::as_f64)
+            .collect();
+        assert_eq!(means, vec![mean], "core {core}: {series}");
+    }
+    let (status, error) = get_json(server.api_addr, "/api/cores/status?step=90").await;
+    assert_eq!(status, 400, "{error}");
 }

@@ -141,6 +141,7 @@ fn routes(cfg: &mut web::ServiceConfig) {
         .service(web::resource("/api/work-packages/funnel").get(packages::funnel))
         .service(web::resource("/api/work-packages/{hash}").get(packages::detail))
         .service(web::resource("/api/cores").get(packages::cores))
+        .service(web::resource("/api/cores/status").get(packages::core_status))
         .service(web::resource("/api/guarantees").get(packages::guarantees))
         .service(web::resource("/api/peers").get(peers::graph))
         .service(web::resource("/api/peers/churn").get(peers::churn))

@@ -37,6 +37,7 @@ use utoipa::OpenApi;
         super::packages::funnel,
         super::packages::detail,
         super::packages::cores,
+        super::packages::core_status,
         super::packages::guarantees,
         super::peers::graph,
         super::peers::churn,

@@ -151,6 +151,48 @@ pub async fn list(
     })))
 }
 
+/// Buckets of `step` seconds over whole minutes `[from, to)`: the `step` parameter (a whole
+/// number of minutes, in seconds), by default about 120 buckets, at most `MAX_BUCKETS`.
+struct MinuteBuckets {
+    from: DateTime<Utc>,
+    step: i64,
+    count: usize,
+}
+
+impl MinuteBuckets {
+    fn new(params: &Params<'_>, from: DateTime<Utc>, to: DateTime<Utc>) -> Result<Self, ApiError> {
+        let span = (to - from).num_seconds().max(60);
+        let step = match params.one("step") {
+            Some(text) => whole_number("step", Some(text), 0, u32::MAX.into())?,
+            None => ((span / 120 + 59) / 60).max(1) * 60,
+        };
+        if step == 0 || step % 60 != 0 || (span + step - 1) / step > MAX_BUCKETS {
+            return Err(ApiError::bad_request(format!(
+                "step {step}: give a whole number of minutes (in seconds), at most {MAX_BUCKETS} \
+                 buckets"
+            )));
+        }
+        Ok(MinuteBuckets {
+            from,
+            step,
+            count: ((span + step - 1) / step) as usize,
+        })
+    }
+
+    /// The bucket of a minute in the range.
+    fn of(&self, minute: DateTime<Utc>) -> Option<usize> {
+        usize::try_from((minute - self.from).num_seconds() / self.step)
+            .ok()
+            .filter(|&i| i < self.count)
+    }
+
+    fn starts(&self) -> Vec<String> {
+        (0..self.count as i64)
+            .map(|i| crate::time::format(&(self.from + TimeDelta::seconds(self.step * i))))
+            .collect()
+    }
+}
+
 /// `GET /api/work-packages/funnel?from=&to=&step=&core=`: packages reaching each stage per
 /// bucket of `step` seconds (a whole number of minutes; default about 120 buckets, at most
 /// 1,440), from the funnel counted per minute and core.
@@ -172,46 +214,30 @@ pub async fn funnel(
         round_up(to, TimeDelta::minutes(1)),
     );
     let core = core(&params)?;
-    let span = (to - from).num_seconds().max(60);
-    let step = match params.one("step") {
-        Some(text) => whole_number("step", Some(text), 0, u32::MAX.into())?,
-        None => ((span / 120 + 59) / 60).max(1) * 60,
-    };
-    if step == 0 || step % 60 != 0 || (span + step - 1) / step > MAX_BUCKETS {
-        return Err(ApiError::bad_request(format!(
-            "step {step}: give a whole number of minutes (in seconds), at most {MAX_BUCKETS} \
-             buckets"
-        )));
-    }
+    let buckets = MinuteBuckets::new(&params, from, to)?;
     let rows = read(&pool.0, async |conn| {
         packages::funnel(conn, from, to, core).await
     })
     .await?;
-    let count = ((span + step - 1) / step) as usize;
+    let count = buckets.count;
     let mut series: BTreeMap<&'static str, Vec<i64>> = Stage::ALL
         .iter()
         .map(|s| (s.name(), vec![0; count]))
         .collect();
     for row in &rows {
-        let (Some(stage), Ok(i)) = (
-            row.stage(),
-            usize::try_from((row.minute - from).num_seconds() / step),
-        ) else {
+        let (Some(stage), Some(i)) = (row.stage(), buckets.of(row.minute)) else {
             continue;
         };
         if let Some(cell) = series.get_mut(stage.name()).and_then(|v| v.get_mut(i)) {
             *cell += row.packages;
         }
     }
-    let buckets: Vec<String> = (0..count as i64)
-        .map(|i| crate::time::format(&(from + TimeDelta::seconds(step * i))))
-        .collect();
     Ok(HttpResponse::Ok().json(serde_json::json!({
         "from": crate::time::format(&from),
         "to": crate::time::format(&to),
-        "step_seconds": step,
+        "step_seconds": buckets.step,
         "counted": COUNTED,
-        "buckets": buckets,
+        "buckets": buckets.starts(),
         "series": series,
     })))
 }
@@ -388,5 +414,67 @@ pub async fn guarantees(
         "counted": "guarantee events per reporting node",
         "guarantors": guarantors,
         "receivers": receivers,
+    })))
+}
+
+/// `GET /api/cores/status?from=&to=&step=&core=`: what the nodes' Status events say of each
+/// core's guarantees over time: per bucket (as the funnel's), the mean count a Status report gave
+/// for the core (null where no report was sampled) and the reports sampled (each node's latest
+/// Status about once a second).
+#[utoipa::path(get, path = "/api/cores/status", tag = "jam",
+    params(("from" = Option<String>, Query, description = "RFC 3339; default an hour before to"),
+        ("to" = Option<String>, Query, description = "RFC 3339; default now"),
+        ("step" = Option<u64>, Query, description = "Seconds, a whole number of minutes"),
+        ("core" = Option<u16>, Query, description = "Only this core")),
+    responses((status = 200, description = "{from, to, step_seconds, buckets, cores: [{core, mean_guarantees, samples}]}"),
+        (status = 400, description = "A bad parameter")))]
+pub async fn core_status(
+    query: web::Query<Vec<(String, String)>>,
+    pool: web::Data<ApiPool>,
+) -> Result<HttpResponse, ApiError> {
+    let params = Params::new(&query, &["from", "to", "step", "core"], &[])?;
+    let (from, to) = range(&params)?;
+    let (from, to) = (
+        round_down(from, TimeDelta::minutes(1)),
+        round_up(to, TimeDelta::minutes(1)),
+    );
+    let core = core(&params)?;
+    let buckets = MinuteBuckets::new(&params, from, to)?;
+    let rows = read(&pool.0, async |conn| {
+        packages::core_status(conn, from, to, core).await
+    })
+    .await?;
+    // Per core and bucket: (reports sampled, guarantees they counted).
+    let mut sums: BTreeMap<i32, Vec<(i64, i64)>> = BTreeMap::new();
+    for row in &rows {
+        let Some(i) = buckets.of(row.minute) else {
+            continue;
+        };
+        let cells = sums
+            .entry(row.core)
+            .or_insert_with(|| vec![(0, 0); buckets.count]);
+        cells[i].0 += row.samples;
+        cells[i].1 += row.guarantees;
+    }
+    let cores: Vec<_> = sums
+        .into_iter()
+        .map(|(core, cells)| {
+            let mean: Vec<Option<f64>> = cells
+                .iter()
+                .map(|&(samples, guarantees)| {
+                    (samples > 0).then(|| guarantees as f64 / samples as f64)
+                })
+                .collect();
+            let samples: Vec<i64> = cells.iter().map(|c| c.0).collect();
+            serde_json::json!({ "core": core, "mean_guarantees": mean, "samples": samples })
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(serde_json::json!({
+        "from": crate::time::format(&from),
+        "to": crate::time::format(&to),
+        "step_seconds": buckets.step,
+        "counted": "each node's latest Status at each rollup (about once a second), per core",
+        "buckets": buckets.starts(),
+        "cores": cores,
     })))
 }

@@ -335,7 +335,8 @@ const BOOKKEEPING_TABLES: &str = "nodes, node_sessions, node_status, node_latest
      type_counts_minute, node_counts_minute, type_counts_hourly, node_counts_hourly, \
      failure_reasons, block_sightings, slot_blocks, work_package_sightings, work_packages, \
      guarantee_receipts, work_package_funnel_minute, guarantee_counts_hourly, \
-     guarantee_receiver_counts_hourly, peer_links, peer_churn_minute";
+     guarantee_receiver_counts_hourly, peer_links, peer_churn_minute, \
+     core_status_minute";
 
 /// Vacuums (and analyzes) the bookkeeping tables; a few milliseconds each at 1,024 nodes.
 pub async fn vacuum_bookkeeping(conn: &mut AsyncPgConnection) -> Result<(), StoreError> {

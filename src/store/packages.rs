@@ -422,7 +422,8 @@ pub async fn write(
     Ok(())
 }
 
-/// Deletes the per-node rows and the funnel older than `minute_days`, the summaries and
+/// Deletes the per-node rows, the funnel and the cores' Status counts older than `minute_days`,
+/// the summaries and
 /// guarantee counts older than `hour_days`; returns how many rows went.
 pub async fn prune(
     conn: &mut AsyncPgConnection,
@@ -435,6 +436,7 @@ pub async fn prune(
             ("work_package_sightings", "first_at", minute_days),
             ("guarantee_receipts", "received_at", minute_days),
             ("work_package_funnel_minute", "minute", minute_days),
+            ("core_status_minute", "minute", minute_days),
             ("work_packages", "first_at", hour_days),
             ("guarantee_counts_hourly", "hour", hour_days),
             ("guarantee_receiver_counts_hourly", "hour", hour_days),
@@ -836,6 +838,38 @@ pub async fn receivers(
     )
     .bind::<Timestamptz, _>(from)
     .bind::<Timestamptz, _>(to)
+    .load(conn)
+    .await?)
+}
+
+/// What the Status reports of one minute said of one core.
+#[derive(Debug, Clone, QueryableByName)]
+pub struct CoreStatusRow {
+    #[diesel(sql_type = Timestamptz)]
+    pub minute: DateTime<Utc>,
+    #[diesel(sql_type = Integer)]
+    pub core: i32,
+    /// Status reports sampled, and the guarantees they counted for the core.
+    #[diesel(sql_type = BigInt)]
+    pub samples: i64,
+    #[diesel(sql_type = BigInt)]
+    pub guarantees: i64,
+}
+
+/// The cores' Status counts of the minutes `[from, to)`, of one core when given.
+pub async fn core_status(
+    conn: &mut AsyncPgConnection,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    core: Option<i32>,
+) -> Result<Vec<CoreStatusRow>, StoreError> {
+    Ok(diesel::sql_query(
+        "SELECT minute, core, samples, guarantees FROM core_status_minute \
+         WHERE minute >= $1 AND minute < $2 AND ($3::int4 IS NULL OR core = $3)",
+    )
+    .bind::<Timestamptz, _>(from)
+    .bind::<Timestamptz, _>(to)
+    .bind::<Nullable<Integer>, _>(core)
     .load(conn)
     .await?)
 }

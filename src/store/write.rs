@@ -19,7 +19,7 @@ use super::packages::PackageChanges;
 use super::peers::PeerChanges;
 use super::schema::{blocks, decode_failures, node_sessions, nodes, rate_limit_gaps};
 use super::StoreError;
-use crate::jip3::events::STATUS;
+use crate::jip3::events::{Event, STATUS};
 use crate::jip3::failures;
 use crate::jip3::{stored, Dialect};
 use crate::messages::{BlockFacts, BlockStage};
@@ -236,9 +236,40 @@ pub struct LatestStatus {
 }
 
 impl LatestStatus {
-    fn json(&self) -> String {
-        stored::json(STATUS, &self.fields, self.dialect)
+    /// Its JSON (for `node_status`) and the guarantees it counts per core, decoding it once.
+    fn read(&self) -> (String, Option<Vec<u8>>) {
+        match stored::decode(STATUS, &self.fields, self.dialect) {
+            Ok(event) => {
+                let cores = match &event {
+                    Event::Status {
+                        guarantees_by_core, ..
+                    } => Some(guarantees_by_core.0.clone()),
+                    _ => None,
+                };
+                let json = serde_json::to_string(&event).expect("events always serialise");
+                (json, cores)
+            }
+            Err(_) => (stored::json(STATUS, &self.fields, self.dialect), None),
+        }
     }
+}
+
+/// Sums each core's guarantees over the Status reports of one rollup, per minute of the
+/// reports' own time: (minute, core) → (reports, guarantees).
+fn core_status_sums(
+    status: &[(&Arc<str>, &LatestStatus)],
+    cores: &[Option<Vec<u8>>],
+) -> BTreeMap<(DateTime<Utc>, i32), (i64, i64)> {
+    let mut sums: BTreeMap<(DateTime<Utc>, i32), (i64, i64)> = BTreeMap::new();
+    for ((_, latest), counts) in status.iter().zip(cores) {
+        let minute = round_down(latest.timestamp, chrono::TimeDelta::minutes(1));
+        for (core, &guarantees) in counts.iter().flatten().enumerate() {
+            let sum = sums.entry((minute, core as i32)).or_default();
+            sum.0 += 1;
+            sum.1 += i64::from(guarantees);
+        }
+    }
+    sums
 }
 
 /// (session, event type, minute) of the event counts.
@@ -512,6 +543,13 @@ ON CONFLICT (node_id) DO UPDATE SET event_row = EXCLUDED.event_row,
     timestamp = EXCLUDED.timestamp, data = EXCLUDED.data
 WHERE node_status.event_row < EXCLUDED.event_row";
 
+const ROLLUP_CORE_STATUS: &str = "\
+INSERT INTO core_status_minute (minute, core, samples, guarantees)
+SELECT * FROM unnest($1::timestamptz[], $2::int4[], $3::int8[], $4::int8[])
+ON CONFLICT (minute, core) DO UPDATE SET
+    samples = core_status_minute.samples + EXCLUDED.samples,
+    guarantees = core_status_minute.guarantees + EXCLUDED.guarantees";
+
 /// Per kind, the newer row wins (GREATEST ignores a NULL).
 const ROLLUP_SLOTS: &str = "\
 INSERT INTO node_latest_slots AS t (node_id, best_row, best_slot, finalized_row, finalized_slot)
@@ -561,7 +599,9 @@ pub async fn write_rollup(
     ];
     let mut status: Vec<_> = rollup.status.iter().collect();
     status.sort_by(|a, b| a.0.cmp(b.0));
-    let status_json: Vec<String> = status.iter().map(|(_, s)| s.json()).collect();
+    let (status_json, status_cores): (Vec<String>, Vec<Option<Vec<u8>>>) =
+        status.iter().map(|(_, s)| s.read()).unzip();
+    let core_status = core_status_sums(&status, &status_cores);
     let mut reasons: Vec<_> = rollup.reasons.iter().collect();
     reasons.sort();
     let mut skew: Vec<_> = rollup.skew.iter().collect();
@@ -657,6 +697,15 @@ pub async fn write_rollup(
                     status.iter().map(|s| s.1.timestamp).collect::<Vec<_>>(),
                 )
                 .bind::<Array<Text>, _>(&status_json)
+                .execute(conn)
+                .await?;
+        }
+        if !core_status.is_empty() {
+            diesel::sql_query(ROLLUP_CORE_STATUS)
+                .bind::<Array<Timestamptz>, _>(core_status.keys().map(|k| k.0).collect::<Vec<_>>())
+                .bind::<Array<Integer>, _>(core_status.keys().map(|k| k.1).collect::<Vec<_>>())
+                .bind::<Array<BigInt>, _>(core_status.values().map(|v| v.0).collect::<Vec<_>>())
+                .bind::<Array<BigInt>, _>(core_status.values().map(|v| v.1).collect::<Vec<_>>())
                 .execute(conn)
                 .await?;
         }

@@ -216,6 +216,12 @@ impl Flow {
     pub(super) fn status(&mut self) -> Event {
         let peers = self.neighbours() as u32;
         let cores = usize::from(self.params.core_count);
+        // A failing core's guarantors have no guarantee to offer: every Status counts none.
+        let failing_core = self
+            .timing
+            .faults
+            .failing_core
+            .map(|(core, _)| usize::from(core));
         let rng = &mut self.g.rng;
         let num_shards = rng.random_range(500..5_000);
         let num_preimages = rng.random_range(0..20);
@@ -223,7 +229,14 @@ impl Flow {
             num_peers: peers + rng.random_range(0..4),
             num_validator_peers: peers,
             num_block_announcement_peers: peers,
-            guarantees_by_core: CoreCounts((0..cores).map(|_| rng.random_range(0..=2)).collect()),
+            guarantees_by_core: CoreCounts(
+                (0..cores)
+                    .map(|core| match Some(core) == failing_core {
+                        true => 0,
+                        false => rng.random_range(0..=2),
+                    })
+                    .collect(),
+            ),
             num_shards,
             shards_total_size: u64::from(num_shards) * rng.random_range(684..12_000),
             num_preimages,

@@ -1,8 +1,9 @@
 // Work-packages: the funnel (packages reaching each stage) and its time series, the newest
 // packages with their status and furthest stage, the cores and the guarantors
-// (`/api/work-packages`, `/api/work-packages/funnel`, `/api/cores`, `/api/guarantees`).
+// (`/api/work-packages`, `/api/work-packages/funnel`, `/api/cores`, `/api/cores/status`,
+// `/api/guarantees`).
 
-import { api, esc, num, nodeLink, failure, poll, RANGES, pickRange, rangeStart, choices, lineChart } from "./lib.js";
+import { api, esc, num, nodeLink, failure, poll, RANGES, pickRange, rangeStart, choices, lineChart, sparkline } from "./lib.js";
 import { ms, shortHash } from "./slots.js";
 
 const STAGES = ["received", "authorized", "refined", "report_built", "guarantee_built", "distributed", "failed"];
@@ -21,7 +22,7 @@ export function mount(root, params, query) {
     <div class="scroll"><table id="package-table"><thead><tr><th>Package</th><th class="n">Core</th><th>Status</th><th>Furthest stage</th>
       <th class="n">Guarantors</th><th class="n">Guarantee built</th><th class="n">Reached validators</th><th>Failure</th></tr></thead><tbody></tbody></table></div></section>
     <div class="columns"><section class="panel"><h2>Cores</h2><div class="scroll"><table id="core-table"><thead><tr><th class="n">Core</th>
-      <th class="n">Received</th><th class="n">Refined</th><th class="n">Guaranteed</th><th class="n">Failed</th><th class="n">Refine gas</th><th class="n">Refine time</th><th>Guarantors</th></tr></thead><tbody></tbody></table></div></section>
+      <th class="n">Received</th><th class="n">Refined</th><th class="n">Guaranteed</th><th class="n">Failed</th><th class="n">Refine gas</th><th class="n">Refine time</th><th class="n" title="Mean guarantees per core in the nodes' Status reports, latest bucket, and over the range">Status pool</th><th>Guarantors</th></tr></thead><tbody></tbody></table></div></section>
     <section class="panel"><h2>Guarantors</h2><div class="scroll"><table id="guarantor-table"><thead><tr><th>Node</th><th class="n">Core</th>
       <th class="n">Built</th><th class="n">Sent</th><th class="n">Send failed</th></tr></thead><tbody></tbody></table></div>
       <h2>Receivers</h2><div class="scroll"><table id="receiver-table"><thead><tr><th>Node</th><th class="n">Received</th>
@@ -60,18 +61,27 @@ export function mount(root, params, query) {
   }
 
   async function loadCores() {
-    let cores, guarantees;
+    let cores, guarantees, status;
     try {
-      [cores, guarantees] = await Promise.all([api(`/api/cores?from=${from()}`), api(`/api/guarantees?from=${from()}`)]);
+      [cores, guarantees, status] = await Promise.all([
+        api(`/api/cores?from=${from()}`),
+        api(`/api/guarantees?from=${from()}`),
+        api(`/api/cores/status?from=${from()}`),
+      ]);
     } catch (e) {
-      root.querySelector("#core-table tbody").innerHTML = `<tr><td colspan="8">${failure("the cores", e)}</td></tr>`;
+      root.querySelector("#core-table tbody").innerHTML = `<tr><td colspan="9">${failure("the cores", e)}</td></tr>`;
       return;
     }
+    const pools = new Map(status.cores.map((c) => [c.core, c.mean_guarantees.filter((m) => m !== null)]));
+    const pool = (core) => {
+      const means = pools.get(core) || [];
+      return means.length ? `<span class="pool">${num(means[means.length - 1], 2)}</span> ${sparkline(means, 80, 20)}` : "–";
+    };
     root.querySelector("#core-table tbody").innerHTML = cores.cores
       .map((c) => `<tr data-core="${c.core}"><td class="n">${c.core}</td><td class="n">${num(c.packages.received)}</td>
         <td class="n">${num(c.packages.refined)}</td><td class="n">${num(c.packages.guarantee_built)}</td>
         <td class="n failed">${num(c.packages.failed)}</td><td class="n">${num(c.mean_refine_gas)}</td><td class="n">${ms(c.mean_refine_ms)}</td>
-        <td>${c.top_guarantors.map(nodeLink).join(" ")}${c.guarantors > c.top_guarantors.length ? ` and ${num(c.guarantors - c.top_guarantors.length)} more` : ""}</td></tr>`)
+        <td class="n">${pool(c.core)}</td><td>${c.top_guarantors.map(nodeLink).join(" ")}${c.guarantors > c.top_guarantors.length ? ` and ${num(c.guarantors - c.top_guarantors.length)} more` : ""}</td></tr>`)
       .join("");
     root.querySelector("#guarantor-table tbody").innerHTML = guarantees.guarantors
       .map((g) => `<tr data-node="${esc(g.node_id)}" data-core="${g.core}"${g.built && !g.sent && !g.send_failed ? ' class="silent"' : ""}>
