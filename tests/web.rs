@@ -750,7 +750,9 @@ async fn the_work_package_pages_show_the_failing_core_and_the_journeys() {
     assert_eq!(shown, failed.to_string());
     // The planted core's Status reports count no guarantee in the pools.
     let pool = browser
-        .wait_for_text("#core-table tr[data-core='1'] .pool", WAIT, |t| !t.is_empty())
+        .wait_for_text("#core-table tr[data-core='1'] .pool", WAIT, |t| {
+            !t.is_empty()
+        })
         .await;
     assert_eq!(pool, "0.00");
     let tile = browser.text_of("[data-stage=failed] .big").await;

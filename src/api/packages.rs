@@ -35,6 +35,15 @@ fn range(params: &Params<'_>) -> Result<(DateTime<Utc>, DateTime<Utc>), ApiError
     Ok((from, to))
 }
 
+/// The request's range widened to whole `unit`s: the tier its counts are kept in.
+fn whole_range(
+    params: &Params<'_>,
+    unit: TimeDelta,
+) -> Result<(DateTime<Utc>, DateTime<Utc>), ApiError> {
+    let (from, to) = range(params)?;
+    Ok((round_down(from, unit), round_up(to, unit)))
+}
+
 fn core(params: &Params<'_>) -> Result<Option<i32>, ApiError> {
     params
         .one("core")
@@ -208,11 +217,7 @@ pub async fn funnel(
     pool: web::Data<ApiPool>,
 ) -> Result<HttpResponse, ApiError> {
     let params = Params::new(&query, &["from", "to", "step", "core"], &[])?;
-    let (from, to) = range(&params)?;
-    let (from, to) = (
-        round_down(from, TimeDelta::minutes(1)),
-        round_up(to, TimeDelta::minutes(1)),
-    );
+    let (from, to) = whole_range(&params, TimeDelta::minutes(1))?;
     let core = core(&params)?;
     let buckets = MinuteBuckets::new(&params, from, to)?;
     let rows = read(&pool.0, async |conn| {
@@ -394,11 +399,7 @@ pub async fn guarantees(
     pool: web::Data<ApiPool>,
 ) -> Result<HttpResponse, ApiError> {
     let params = Params::new(&query, &["from", "to", "node", "limit"], &[])?;
-    let (from, to) = range(&params)?;
-    let (from, to) = (
-        round_down(from, TimeDelta::hours(1)),
-        round_up(to, TimeDelta::hours(1)),
-    );
+    let (from, to) = whole_range(&params, TimeDelta::hours(1))?;
     let node = params.one("node");
     let limit = whole_number("limit", params.one("limit"), DEFAULT_LIMIT, MAX_LIMIT)?;
     let (guarantors, receivers) = read(&pool.0, async |conn| {
@@ -433,11 +434,7 @@ pub async fn core_status(
     pool: web::Data<ApiPool>,
 ) -> Result<HttpResponse, ApiError> {
     let params = Params::new(&query, &["from", "to", "step", "core"], &[])?;
-    let (from, to) = range(&params)?;
-    let (from, to) = (
-        round_down(from, TimeDelta::minutes(1)),
-        round_up(to, TimeDelta::minutes(1)),
-    );
+    let (from, to) = whole_range(&params, TimeDelta::minutes(1))?;
     let core = core(&params)?;
     let buckets = MinuteBuckets::new(&params, from, to)?;
     let rows = read(&pool.0, async |conn| {
