@@ -73,16 +73,7 @@ async fn slot_views_report_the_planted_late_node_and_forks() {
         },
         ..SimConfig::new(server.telemetry_addr)
     };
-    let report = Simulation::new(config)
-        .run(tokio_util::sync::CancellationToken::new())
-        .await;
-    for node in &report.nodes {
-        assert!(
-            eventually_stored(&db, &node.node_id, node.events_sent as i64).await,
-            "node {} stored all it sent",
-            node.node_id
-        );
-    }
+    let report = simulate_until_stored(&db, config).await;
     let index_of: HashMap<&str, usize> = report
         .nodes
         .iter()
@@ -382,12 +373,7 @@ async fn work_package_views_report_the_planted_failing_core_and_silent_guarantor
         },
         ..SimConfig::new(server.telemetry_addr)
     };
-    let report = Simulation::new(config)
-        .run(tokio_util::sync::CancellationToken::new())
-        .await;
-    for node in &report.nodes {
-        assert!(eventually_stored(&db, &node.node_id, node.events_sent as i64).await);
-    }
+    let report = simulate_until_stored(&db, config).await;
     let sent = |name: &str| report.nodes.iter().map(|n| n.sent_of(name)).sum::<u64>();
     let list = || async { get_json(api, "/api/work-packages?limit=1000").await.1 };
     assert!(
@@ -648,12 +634,7 @@ async fn the_peer_view_shows_the_planted_flapping_link() {
         },
         ..SimConfig::new(server.telemetry_addr)
     };
-    let report = Simulation::new(config)
-        .run(tokio_util::sync::CancellationToken::new())
-        .await;
-    for node in &report.nodes {
-        assert!(eventually_stored(&db, &node.node_id, node.events_sent as i64).await);
-    }
+    let report = simulate_until_stored(&db, config).await;
     let (flapper, peer) = (&report.nodes[0].node_id, &report.nodes[1].node_id);
     let graph = || async { get_json(api, "/api/peers").await.1 };
     let sent = |name: &str| report.nodes.iter().map(|n| n.sent_of(name)).sum::<u64>();

@@ -50,19 +50,8 @@ fn simulate(config: SimConfig) -> (CancellationToken, tokio::task::JoinHandle<Si
 }
 
 /// Runs the simulation for `duration`, then waits until TART stored all that every node sent.
-async fn simulate_until_stored(server: &TestServer, db: &TestDb, duration: Duration) -> SimReport {
-    let report = Simulation::new(simulation(server, Some(duration)))
-        .run(CancellationToken::new())
-        .await;
-    for node in &report.nodes {
-        assert!(
-            eventually_stored(db, &node.node_id, node.events_sent as i64).await,
-            "node {} stored all {} it sent",
-            node.node_id,
-            node.events_sent
-        );
-    }
-    report
+async fn simulate_for(server: &TestServer, db: &TestDb, duration: Duration) -> SimReport {
+    simulate_until_stored(db, simulation(server, Some(duration))).await
 }
 
 async fn no_page_errors(browser: &Browser) {
@@ -232,7 +221,7 @@ async fn the_node_page_shows_its_information_events_and_linked_events() {
     let db = TestDb::new();
     let server = TestServer::start(dashboard_config(&db)).await;
     let api = server.api_addr;
-    let report = simulate_until_stored(&server, &db, Duration::from_secs(4)).await;
+    let report = simulate_for(&server, &db, Duration::from_secs(4)).await;
     let failing = &report.nodes[FAILING];
 
     // A failed outbound connection points at its attempt: both ends are one click apart.
@@ -430,7 +419,7 @@ async fn the_failures_and_implementations_pages_show_the_planted_figures() {
     let db = TestDb::new();
     let server = TestServer::start(dashboard_config(&db)).await;
     let api = server.api_addr;
-    let report = simulate_until_stored(&server, &db, Duration::from_secs(6)).await;
+    let report = simulate_for(&server, &db, Duration::from_secs(6)).await;
     let failing = &report.nodes[FAILING];
     let all_failed: u64 = report
         .nodes
@@ -601,10 +590,7 @@ async fn the_block_pages_show_the_forks_and_the_late_nodes_delay() {
         },
         ..simulation(&server, None)
     };
-    let report = Simulation::new(config).run(CancellationToken::new()).await;
-    for node in &report.nodes {
-        assert!(eventually_stored(&db, &node.node_id, node.events_sent as i64).await);
-    }
+    let report = simulate_until_stored(&db, config).await;
     let late = &report.nodes[LATE].node_id;
     let slots = || async { get_json(api, "/api/slots").await.1["slots"].clone() };
     // A fork in the middle of the run, and an ordinary slot that the late node did not author.
@@ -715,10 +701,7 @@ async fn the_work_package_pages_show_the_failing_core_and_the_journeys() {
         },
         ..simulation(&server, None)
     };
-    let report = Simulation::new(config).run(CancellationToken::new()).await;
-    for node in &report.nodes {
-        assert!(eventually_stored(&db, &node.node_id, node.events_sent as i64).await);
-    }
+    simulate_until_stored(&db, config).await;
     let list = || async { get_json(api, "/api/work-packages?limit=1000").await.1 };
     let settled = || async {
         let (_, cores) = get_json(api, "/api/cores").await;
@@ -831,10 +814,7 @@ async fn the_peers_page_shows_the_flapping_link() {
         },
         ..simulation(&server, None)
     };
-    let report = Simulation::new(config).run(CancellationToken::new()).await;
-    for node in &report.nodes {
-        assert!(eventually_stored(&db, &node.node_id, node.events_sent as i64).await);
-    }
+    let report = simulate_until_stored(&db, config).await;
     let (flapper, peer) = (&report.nodes[0].node_id, &report.nodes[1].node_id);
     let top = || async { get_json(api, "/api/peers").await.1["flapping"][0].clone() };
     assert!(

@@ -328,6 +328,25 @@ pub async fn eventually_stored(db: &TestDb, node_id: &str, expected: i64) -> boo
     .await
 }
 
+/// Runs a simulation to its end, then waits until the server stored everything each node sent.
+pub async fn simulate_until_stored(
+    db: &TestDb,
+    config: tart_backend::sim::SimConfig,
+) -> tart_backend::sim::SimReport {
+    let report = tart_backend::sim::Simulation::new(config)
+        .run(tokio_util::sync::CancellationToken::new())
+        .await;
+    for node in &report.nodes {
+        assert!(
+            eventually_stored(db, &node.node_id, node.events_sent as i64).await,
+            "node {} stored all {} it sent",
+            node.node_id,
+            node.events_sent
+        );
+    }
+    report
+}
+
 /// A JIP-3 timestamp for "now plus `offset` µs", so events look current.
 pub fn jam_now(offset: u64) -> u64 {
     tart_backend::jip3::time::now() + offset
