@@ -423,8 +423,7 @@ pub async fn write(
 }
 
 /// Deletes the per-node rows, the funnel and the cores' Status counts older than `minute_days`,
-/// the summaries and
-/// guarantee counts older than `hour_days`; returns how many rows went.
+/// the summaries and guarantee counts older than `hour_days`; returns how many rows went.
 pub async fn prune(
     conn: &mut AsyncPgConnection,
     minute_days: u32,
